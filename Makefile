@@ -1,0 +1,44 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Each installs what is missing
+# first (a project-local virtual environment and the Spark jars), so either works alone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JARS   := .cache/jars/.fetched
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-quick demo bench clean constraints
+
+setup: $(STAMP) $(JARS)
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip==25.3"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+$(JARS): jars/pom.xml | $(STAMP)
+	$(PY) -m c360.jvm fetch
+	touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-quick: setup
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/c360 demo
+
+bench: setup
+	$(PY) bench/run_foundation.py --customers 10000 100000
+
+# Re-resolve the pins in a scratch venv after a dependency change in setup.cfg.
+constraints:
+	rm -rf .cache/constraints-venv
+	$(PYTHON) -m venv .cache/constraints-venv
+	.cache/constraints-venv/bin/pip install -q "pip==25.3" && .cache/constraints-venv/bin/pip install -q ".[dev]"
+	.cache/constraints-venv/bin/pip freeze --exclude c360-lakehouse > constraints.txt
+
+clean:
+	rm -rf $(VENV) .cache lakehouse .pytest_cache
