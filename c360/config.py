@@ -209,6 +209,6 @@ def load_config(env: str | None = None, conf_dir: Path | None = None,
     return dataclasses.replace(cfg, conf_dir=conf_dir)
 
 
-def read_conf_yaml(cfg: Config, name: str) -> dict:
-    """Read another YAML file of the conf folder (tables.yaml, sources.yaml, ...)."""
-    return _read_yaml(cfg.conf_dir / name)
+def read_conf_yaml(conf_dir: Path, name: str) -> dict:
+    """Read another YAML file of a conf folder (tables.yaml, sources.yaml, ...)."""
+    return _read_yaml(Path(conf_dir) / name)

@@ -1,0 +1,1 @@
+"""Pipeline steps: one module per step, each a pure transform plus a thin main()."""

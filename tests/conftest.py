@@ -1,0 +1,50 @@
+"""Shared fixtures: one local SparkSession for the whole run and a throw-away lakehouse config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from c360.config import Config, load_config
+from c360.spark import get_spark
+
+
+def make_config(root: Path, **overrides: str) -> Config:
+    """A config whose lakehouse lives under `root`; `overrides` are C360__* style keys."""
+    environ = {
+        "C360__LAKEHOUSE__ROOT": str(root / "lakehouse"),
+        "C360__LAKEHOUSE__LANDING": str(root / "landing"),
+        "C360__LAKEHOUSE__TRUTH": str(root / "truth"),
+        "C360__LAKEHOUSE__QUALITY": str(root / "quality"),
+        # Two cores: local[2] uses both without oversubscribing the machine.
+        "C360__SPARK__MASTER": "local[2]",
+        # Test frames are tiny: one shuffle partition avoids scheduling empty tasks.
+        "C360__SPARK__SHUFFLE_PARTITIONS": "1",
+        # Leaves headroom for pytest, GX and the generator beside the JVM.
+        "C360__SPARK__DRIVER_MEMORY": "3g",
+        "C360__SPARK__LOG_LEVEL": "ERROR",
+        **{f"C360__{k.upper()}": v for k, v in overrides.items()},
+    }
+    return load_config(env="local", environ={**{k: v for k, v in os.environ.items() if not k.startswith("C360__")}, **environ})
+
+
+@pytest.fixture(scope="session")
+def session_root(tmp_path_factory) -> Path:
+    """Root folder of the session-wide lakehouse."""
+    return tmp_path_factory.mktemp("c360")
+
+
+@pytest.fixture(scope="session")
+def cfg(session_root) -> Config:
+    """Config of the session-wide lakehouse."""
+    return make_config(session_root)
+
+
+@pytest.fixture(scope="session")
+def spark(cfg, session_root):
+    """One Delta-enabled local SparkSession (UI off, UTC, warehouse in a temp folder) for all tests."""
+    session = get_spark(cfg, app_name="c360-tests", warehouse=str(session_root / "warehouse"))
+    yield session
+    session.stop()
