@@ -1,0 +1,269 @@
+"""`c360` command line: generate, ingest, conform, quality, tables, history, show, demo."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import time
+from typing import Callable
+
+from c360.config import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_USER_ERROR = 0, 1, 2, 3
+log = logging.getLogger("c360")
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit code 3, no stack trace."""
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _context(args: argparse.Namespace):
+    """Config and SparkSession for a command (Spark is imported only by commands that need it)."""
+    from c360 import pipeline
+
+    return pipeline.start(args.env)
+
+
+def _landing_dates(spark, cfg) -> list[dt.date]:
+    from pyspark.sql import functions as F
+
+    from c360 import io
+
+    files = io.landing_files(spark, cfg)
+    dates = files.select(F.regexp_extract("source_file", r"date=(\d{4}-\d{2}-\d{2})", 1).alias("d")).distinct()
+    return sorted(dt.date.fromisoformat(r.d) for r in dates.collect())
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write a synthetic bank's landing files and ground truth."""
+    from pathlib import Path
+
+    from c360.config import load_config
+    from c360.datagen import DatagenParams, generate_bank
+
+    from c360.pipeline import configure_logging
+
+    configure_logging()
+    cfg = load_config(args.env)
+    d = cfg.datagen
+    params = DatagenParams(
+        customers=args.customers or d.customers, seed=args.seed if args.seed is not None else d.seed,
+        start_date=args.start_date or d.start_date, days=args.days or d.days,
+        bad_row_rate=d.bad_row_rate, history_months=d.history_months,
+    )
+    started = time.perf_counter()
+    manifest = generate_bank(params, Path(cfg.path(cfg.lakehouse.landing)), Path(cfg.path(cfg.lakehouse.truth)),
+                             cfg.conf_dir / "sources.yaml", progress=sys.stderr.isatty() or args.progress)
+    files = manifest.get("files", [])
+    records = sum(f["records"] for f in files)
+    bad = sum(f["bad"] for f in files)
+    _out(f"generated {params.customers} customers over {params.days} landing dates: {len(files)} files, "
+         f"{records} records ({bad} deliberately bad) in {time.perf_counter() - started:.1f}s")
+    _out(f"landing: {cfg.path(cfg.lakehouse.landing)}\ntruth:   {cfg.path(cfg.lakehouse.truth)}")
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest landing files into bronze (one date, or every landed date in order)."""
+    from jobs import bronze_ingest
+    from c360 import pipeline
+
+    cfg, spark = _context(args)
+    dates = [args.date] if args.date else _landing_dates(spark, cfg)
+    if not dates:
+        raise UserError(f"no landing files under {cfg.path(cfg.lakehouse.landing)}; run `c360 generate` first")
+    for day in dates:
+        run = pipeline.new_run(cfg, bronze_ingest.JOB, day, args.run_id)
+        totals = bronze_ingest.run_ingest(spark, cfg, run, day).totals()
+        _out(f"ingest {day}: {totals['files']} files ({totals['skipped']} already ingested), "
+             f"{totals['records']} records, {totals['accepted']} accepted, {totals['quarantined']} quarantined")
+    return EXIT_OK
+
+
+def cmd_conform(args: argparse.Namespace) -> int:
+    """Build the silver tables from bronze (for one run date, or each landed date in order)."""
+    from jobs import silver_conform
+    from c360 import pipeline
+
+    cfg, spark = _context(args)
+    dates = [args.date] if args.date else _landing_dates(spark, cfg)
+    for day in dates:
+        run = pipeline.new_run(cfg, silver_conform.JOB, day, args.run_id)
+        results = silver_conform.run_conform(spark, cfg, run, day, args.table)
+        for table, stats in results.items():
+            version = "unchanged" if stats.version is None else f"v{stats.version}"
+            _out(f"conform {day} {table:28} {version:>9}  +{stats.inserted} ~{stats.updated} -{stats.deleted}")
+    return EXIT_OK
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    """Run quality suites on the current version of tables (all existing silver and bronze by default)."""
+    from c360 import io, pipeline, quality
+    from c360.catalog import load_catalog
+
+    cfg, spark = _context(args)
+    names = args.table or [n for n in sorted(load_catalog(cfg).tables) if io.exists(spark, cfg, n)]
+    run = pipeline.new_run(cfg, "quality_check", None, args.run_id)
+    failed = 0
+    for name in names:
+        io.spec(cfg, name)
+        if not io.exists(spark, cfg, name):
+            raise UserError(f"table {name} has not been created yet")
+        version = io.current_version(spark, cfg, name)
+        result = pipeline.audit(spark, cfg, name, version - 1 if version else None, run)
+        failed += not result.success
+        status = "passed" if result.success else "FAILED"
+        _out(f"{name:32} v{version:<4} {status}  ({result.evaluated} checks, {len(result.warnings)} warnings)")
+        for line in result.critical_failures + result.warnings:
+            _out(f"    {line}")
+    docs = quality.build_data_docs(cfg.path(cfg.lakehouse.quality))
+    _out(f"Data Docs: {docs}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_tables(args: argparse.Namespace) -> int:
+    """List catalogued tables with grain, current version and row count."""
+    from c360 import io
+    from c360.catalog import load_catalog
+
+    cfg, spark = _context(args)
+    _out(f"{'table':32} {'version':>7} {'rows':>10}  grain")
+    for name, table in sorted(load_catalog(cfg).tables.items()):
+        if io.exists(spark, cfg, name):
+            version, rows = io.current_version(spark, cfg, name), io.read(spark, cfg, name).count()
+        else:
+            version, rows = "-", "-"
+        _out(f"{name:32} {version!s:>7} {rows!s:>10}  {table.grain}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Show a table's Delta history with the job and run that made each version."""
+    from c360 import io
+
+    cfg, spark = _context(args)
+    io.spec(cfg, args.table)
+    if not io.exists(spark, cfg, args.table):
+        raise UserError(f"table {args.table} has not been created yet")
+    rows = io.history(spark, cfg, args.table, args.limit).select(
+        "version", "timestamp", "operation", "userMetadata", "operationMetrics").collect()
+    _out(f"{'version':>7}  {'timestamp':19}  {'operation':16} {'job':16} {'run_id':34} rows")
+    for r in rows:
+        meta = json.loads(r.userMetadata) if r.userMetadata else {}
+        metrics = r.operationMetrics or {}
+        written = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or "-"
+        _out(f"{r.version:>7}  {r.timestamp:%Y-%m-%d %H:%M:%S}  {r.operation:16} {meta.get('job', '-'):16} "
+             f"{meta.get('run_id', '-'):34} {written}")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show rows of a table, optionally as of a version or timestamp and filtered by a SQL condition."""
+    from pyspark.errors import AnalysisException
+
+    from c360 import io
+
+    cfg, spark = _context(args)
+    io.spec(cfg, args.table)
+    if not io.exists(spark, cfg, args.table):
+        raise UserError(f"table {args.table} has not been created yet")
+    try:
+        df = io.read(spark, cfg, args.table, version=args.version, timestamp=args.timestamp)
+        if args.where:
+            df = df.where(args.where)
+        if args.columns:
+            df = df.select(*[c.strip() for c in args.columns.split(",")])
+        df.show(args.limit, truncate=args.truncate or False, vertical=args.vertical)
+    except AnalysisException as exc:
+        raise UserError(f"{args.table}: {str(exc).splitlines()[0]}") from None
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate a default-size bank, ingest, conform (quality-gated), and print the lakehouse."""
+    from c360 import demo
+
+    return demo.run(args.env, customers=args.customers, out=_out)
+
+
+# ---- parser -------------------------------------------------------------------------------
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="c360", description="Customer 360 lakehouse for retail banks.",
+                                     epilog="Exit codes: 0 ok, 1 pipeline or quality failure, 2 usage, 3 user error.")
+    parser.add_argument("--env", help="config overlay (default: $C360_ENV or local)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=func.__doc__, description=func.__doc__, **kwargs)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("generate", cmd_generate)
+    p.add_argument("--customers", type=int, help="number of persons (default: datagen.customers)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--days", type=int, help="landing dates to write")
+    p.add_argument("--start-date", type=_date)
+    p.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
+    for name, func in (("ingest", cmd_ingest), ("conform", cmd_conform)):
+        p = add(name, func)
+        p.add_argument("--date", type=_date, help="run date YYYY-MM-DD (default: every landed date, in order)")
+        p.add_argument("--run-id", help="run id for commit metadata (default: $C360_RUN_ID or a manual__ id)")
+        if name == "conform":
+            p.add_argument("--table", action="append", help="only this silver table (repeatable)")
+    p = add("quality", cmd_quality)
+    p.add_argument("--table", action="append", help="only this table (repeatable)")
+    p.add_argument("--run-id")
+    add("tables", cmd_tables)
+    p = add("history", cmd_history)
+    p.add_argument("table")
+    p.add_argument("--limit", type=int, default=20)
+    p = add("show", cmd_show)
+    p.add_argument("table")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--version", type=int, help="time travel to this version")
+    when.add_argument("--timestamp", help="time travel to this time, e.g. '2026-10-02 08:00:00'")
+    p.add_argument("--where", help="SQL condition, e.g. \"source_system = 'cards'\"")
+    p.add_argument("--columns", help="comma-separated columns to show")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--truncate", type=int, help="cut values to this many characters")
+    p.add_argument("--vertical", action="store_true", help="one field per line")
+    p = add("demo", cmd_demo)
+    p.add_argument("--customers", type=int, help="bank size (default: datagen.customers)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `c360` console script."""
+    from c360.errors import QualityGateError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, ConfigError) as exc:
+        sys.stderr.write(f"c360: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except QualityGateError as exc:
+        sys.stderr.write(f"c360: quality gate failed\n{exc}\n")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
