@@ -8,7 +8,8 @@ from pathlib import Path
 
 from c360.config import Config, ConfigError, read_conf_yaml
 
-LAYERS = ("bronze", "silver", "gold", "features")
+# ops holds the pipeline's own records (the run log), not bank data.
+LAYERS = ("bronze", "silver", "gold", "features", "ops")
 BRONZE_METADATA = {
     "_source_system": "string",
     "_feed": "string",

@@ -69,6 +69,40 @@ class RunConf:
 
 
 @dataclass(frozen=True)
+class OrchestrationConf:
+    airflow_home: str
+    demo: bool
+    owner: str
+    schedule: str
+    start_date: dt.date
+    catchup: bool
+    max_active_runs: int
+    retries: int
+    retry_delay_seconds: int
+    max_retry_delay_seconds: int
+    task_timeout_minutes: int
+    spark_conn_id: str
+    landing_poke_seconds: int
+    landing_timeout_hours: int
+    py_files: str = ""
+
+
+@dataclass(frozen=True)
+class LineageConf:
+    enabled: bool
+    namespace: str
+    events: str
+    marquez_url: str = ""
+
+
+@dataclass(frozen=True)
+class MaintenanceConf:
+    vacuum_retention_days: int
+    optimize_min_files: int
+    history_versions: int
+
+
+@dataclass(frozen=True)
 class Config:
     """The validated configuration of one environment."""
 
@@ -79,6 +113,9 @@ class Config:
     ingest: IngestConf
     quality: QualityConf
     run: RunConf
+    orchestration: OrchestrationConf
+    lineage: LineageConf
+    maintenance: MaintenanceConf
     conf_dir: Path = CONF_DIR
 
     def path(self, location: str) -> str:

@@ -50,6 +50,17 @@ def audit(spark: SparkSession, cfg: Config, name: str, previous_version: int | N
     )
 
 
+def check_batch(spark: SparkSession, cfg: Config, name: str, batch, run: RunContext) -> quality.QualityResult:
+    """Audit-before-write for append-only tables: validate the rows about to be written, raise if critical checks fail."""
+    io.register_catalog(spark, cfg)
+    result = quality.validate(
+        batch, name, quality_root=cfg.path(cfg.lakehouse.quality), run_id=run.run_id,
+        parameters={"min_row_count": 0}, build_docs=False,
+    )
+    quality.gate(result)
+    return result
+
+
 def gated_write(spark: SparkSession, cfg: Config, name: str, run: RunContext,
                 write: Callable[[], io.WriteStats]) -> io.WriteStats:
     """Write-audit-publish: write, validate the new version, and restore the previous one if a critical check fails."""

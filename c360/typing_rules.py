@@ -14,7 +14,7 @@ def parsed(column: SourceColumn, raw: Column | None = None) -> Column:
     """The typed value of a raw string column (null when empty or unparseable, never an error)."""
     value = F.trim(raw if raw is not None else F.col(column.name))
     if column.type == "date":
-        return F.try_to_date(value, F.lit(column.format))
+        return F.try_to_date(value, column.format)
     if column.type == "timestamp":
         return F.try_to_timestamp(value, F.lit(column.format))
     if column.type == "decimal":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -140,52 +141,74 @@ def _feed_of(source_file: str, cfg: Config) -> SourceFeed:
     return load_catalog(cfg).feed(parts[0], parts[1])
 
 
-def _ingest_file(spark: SparkSession, cfg: Config, run: RunContext, file_row, feed: SourceFeed) -> dict:
+def _batch_info(file_row, feed: SourceFeed, run: RunContext) -> BatchInfo:
     landing_date = dt.date.fromisoformat(file_row.source_file.split("/")[2][len("date="):])
-    batch = BatchInfo(
+    return BatchInfo(
         system=feed.system, feed=feed.feed, source_file=file_row.source_file, landing_date=landing_date,
         batch_id=f"{feed.system}.{feed.feed}.{landing_date:%Y%m%d}.{file_row.checksum[:12]}",
         ingested_at=run.started_at,
     )
-    validated = validate_records(io.read_landing(spark, feed, file_row.path), feed).persist()
+
+
+def _scope(batches: list[BatchInfo]) -> str:
+    """replaceWhere predicate covering exactly these files' rows (partition pruned by landing date)."""
+    dates = ", ".join(sorted({f"'{b.landing_date.isoformat()}'" for b in batches}))
+    files = ", ".join("'" + b.source_file.replace("'", "''") + "'" for b in batches)
+    return f"_landing_date IN ({dates}) AND _source_file IN ({files})"
+
+
+def _ingest_file(spark: SparkSession, cfg: Config, run: RunContext, batch: BatchInfo, path: str,
+                 feed: SourceFeed) -> tuple[int, DataFrame]:
+    """Write one file's accepted rows to its bronze table (audited before the write); return their count and the rejected rows."""
+    validated = validate_records(io.read_landing(spark, feed, path), feed).persist()
+    accepted = build_bronze(validated, feed, batch).persist()
     try:
-        quoted_file = batch.source_file.replace("'", "''")
-        scope = f"_landing_date = '{landing_date.isoformat()}' AND _source_file = '{quoted_file}'"
-        accepted = pipeline.gated_write(
-            spark, cfg, feed.bronze_table, run,
-            lambda: io.replace_where(spark, cfg, feed.bronze_table, build_bronze(validated, feed, batch), scope, run))
-        rejected = pipeline.gated_write(
-            spark, cfg, QUARANTINE, run,
-            lambda: io.replace_where(spark, cfg, QUARANTINE, build_quarantine(validated, batch), scope, run))
+        # Bronze is append-only: audit the batch itself, so a bad file never becomes a version.
+        pipeline.check_batch(spark, cfg, feed.bronze_table, accepted, run)
+        written = io.replace_where(spark, cfg, feed.bronze_table, accepted, _scope([batch]), run)
+        return written.inserted, build_quarantine(validated, batch).localCheckpoint()
     finally:
+        accepted.unpersist()
         validated.unpersist()
-    counts = {"records": accepted.inserted + rejected.inserted, "accepted": accepted.inserted,
-              "quarantined": rejected.inserted}
-    entry = spark.createDataFrame([(
-        batch.source_file, feed.system, feed.feed, landing_date, file_row.checksum, file_row.size_bytes,
-        batch.batch_id, counts["records"], counts["accepted"], counts["quarantined"], run.started_at, run.run_id,
-    )], io.schema_of(io.spec(cfg, INGEST_LOG)))
-    io.merge(spark, cfg, INGEST_LOG, entry, run, change_column=None)
-    return {"source_file": batch.source_file, "skipped": False, **counts}
+
+
+def _log_entries(spark: SparkSession, cfg: Config, run: RunContext, done: list[tuple]) -> DataFrame:
+    rows = [(b.source_file, b.system, b.feed, b.landing_date, f.checksum, f.size_bytes, b.batch_id,
+             c["records"], c["accepted"], c["quarantined"], run.started_at, run.run_id) for b, f, c in done]
+    return spark.createDataFrame(rows, io.schema_of(io.spec(cfg, INGEST_LOG)))
 
 
 def run_ingest(spark: SparkSession, cfg: Config, run: RunContext, landing_date: dt.date | None) -> IngestReport:
     """Ingest the landing files of one date (or all dates); files already ingested unchanged are skipped."""
     report = IngestReport(run_date=run.run_date)
-    files = io.landing_files(spark, cfg, landing_date).orderBy("source_file").collect()
     seen = {}
     if io.exists(spark, cfg, INGEST_LOG):
-        seen = {r.source_file: r.checksum for r in io.read(spark, cfg, INGEST_LOG).select("source_file", "checksum").collect()}
-    for file_row in files:
+        seen = {r.source_file: r.checksum
+                for r in io.read(spark, cfg, INGEST_LOG).select("source_file", "checksum").collect()}
+    done, rejected = [], []
+    for file_row in io.landing_files(spark, cfg, landing_date).orderBy("source_file").collect():
         feed = _feed_of(file_row.source_file, cfg)
         if seen.get(file_row.source_file) == file_row.checksum:
             report.files.append({"source_file": file_row.source_file, "skipped": True,
                                  "records": 0, "accepted": 0, "quarantined": 0})
             continue
-        result = _ingest_file(spark, cfg, run, file_row, feed)
-        log.info("ingested %s: %d records, %d accepted, %d quarantined", result["source_file"],
-                 result["records"], result["accepted"], result["quarantined"])
-        report.files.append(result)
+        batch = _batch_info(file_row, feed, run)
+        accepted, quarantined = _ingest_file(spark, cfg, run, batch, file_row.path, feed)
+        counts = {"accepted": accepted, "quarantined": quarantined.count()}
+        counts["records"] = counts["accepted"] + counts["quarantined"]
+        log.info("ingested %s: %d records, %d accepted, %d quarantined", batch.source_file,
+                 counts["records"], counts["accepted"], counts["quarantined"])
+        report.files.append({"source_file": batch.source_file, "skipped": False, **counts})
+        done.append((batch, file_row, counts))
+        rejected.append(quarantined)
+    if done:
+        # Quarantine and the ingest log are written once per run, after every bronze write:
+        # a crash before this point leaves the files unlogged, so a rerun ingests them again.
+        batches = [b for b, _, _ in done]
+        everything = functools.reduce(DataFrame.unionByName, rejected)
+        pipeline.check_batch(spark, cfg, QUARANTINE, everything, run)
+        io.replace_where(spark, cfg, QUARANTINE, everything, _scope(batches), run)
+        io.merge(spark, cfg, INGEST_LOG, _log_entries(spark, cfg, run, done), run, change_column=None)
     log.info("ingest %s: %s", landing_date or "all dates", report.totals())
     return report
 

@@ -131,3 +131,24 @@ def test_failed_critical_expectation_keeps_previous_version(spark, bank):
     assert history[0].version == before_version + 2
     assert _snapshot(spark, cfg)[name][1] == before
     assert io.read(spark, cfg, name).filter(F.col("account_id") == "DUP-1").count() == 0
+
+
+def test_cli_history_show_and_user_errors(bank, monkeypatch, capsys):
+    from c360 import cli
+
+    cfg, _, _ = bank
+    for key, value in (("ROOT", cfg.lakehouse.root), ("LANDING", cfg.lakehouse.landing),
+                       ("TRUTH", cfg.lakehouse.truth), ("QUALITY", cfg.lakehouse.quality)):
+        monkeypatch.setenv(f"C360__LAKEHOUSE__{key}", value)
+    assert cli.main(["history", "silver.customer_records"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "silver_conform" in out and "test__2026-10-02" in out
+    assert cli.main(["show", "silver.accounts", "--version", "1", "--columns", "account_id,status", "--limit", "2"]) == 0
+    assert "account_id" in capsys.readouterr().out
+    assert cli.main(["show", "silver.nope"]) == cli.EXIT_USER_ERROR
+    assert "unknown table 'silver.nope'" in capsys.readouterr().err
+    assert cli.main(["show", "silver.accounts", "--where", "no_such_column = 1"]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "no_such_column" in err and "Traceback" not in err
+    assert cli.main(["tables"]) == cli.EXIT_OK
+    assert "one row per account" in capsys.readouterr().out
