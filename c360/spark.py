@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -32,6 +33,8 @@ def session_settings(cfg: Config, warehouse: str | None = None) -> dict[str, str
         "spark.ui.showConsoleProgress": "false",
         # Deletion vectors and column mapping stay at Delta's defaults; CDF is set per table.
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Python workers run the same interpreter (and so the same pinned packages) as the driver.
+        "spark.pyspark.python": sys.executable,
         # Adaptive execution coalesces the few shuffle partitions further for tiny stages.
         "spark.sql.adaptive.enabled": "true",
     }
