@@ -166,7 +166,8 @@ def test_suite_queries_analyse_against_the_catalog_schemas(path, spark, empty_ta
             continue
         # The same substitution GX makes, with catalog names pointed at empty twins. spark.sql
         # analyses eagerly, so an unknown column, table or function raises here.
-        spark.sql(_REFERENCE.sub(lambda m: empty_tables[m.group(0)], query.format(batch=empty_tables[path.stem])))
+        analysed = spark.sql(_REFERENCE.sub(lambda m: empty_tables[m.group(0)], query.format(batch=empty_tables[path.stem])))
+        assert analysed.columns, f"{path.name}: query selects no columns"
 
 
 _NOT_NULL = "type: expect_column_values_to_not_be_null, kwargs: {%s: a}, severity: %s"
