@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 JARS   := .cache/jars/.fetched
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-quick demo bench clean constraints
+.PHONY: setup test test-quick demo bench clean constraints airflow-db airflow-ui
 
 setup: $(STAMP) $(JARS)
 
@@ -32,6 +32,14 @@ demo: setup
 
 bench: setup
 	$(PY) bench/run_foundation.py --customers 10000 100000
+
+# Airflow on a laptop: a project-local AIRFLOW_HOME (.cache/airflow) with a SQLite metadata
+# database; `make demo` creates it on first use, these targets are for working with the DAGs.
+airflow-db: setup
+	$(PY) -m c360.orchestration db
+
+airflow-ui: setup
+	$(PY) -m c360.orchestration standalone
 
 # Re-resolve the pins in a scratch venv after a dependency change in setup.cfg.
 constraints:

@@ -1,4 +1,4 @@
-"""`c360` command line: generate, ingest, conform, quality, tables, history, show, demo."""
+"""`c360` command line: generate, ingest, conform, quality, tables, history, show, lineage, resolve, identity, demo."""
 
 from __future__ import annotations
 
@@ -188,8 +188,18 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    """Upstream tables and jobs of a table, and the runs behind its recent versions (no JVM needed)."""
+    from c360 import lineage
+    from c360.config import load_config
+
+    cfg = load_config(args.env)
+    _out(lineage.render(lineage.report(cfg, args.table, args.versions)))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate a default-size bank, ingest, conform (quality-gated), and print the lakehouse."""
+    """Generate a default-size bank, ingest, conform (quality-gated), resolve identities, publish gold, and print the lakehouse."""
     from c360 import demo
 
     return demo.run(args.env, customers=args.customers, out=_out)
@@ -245,8 +255,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--truncate", type=int, help="cut values to this many characters")
     p.add_argument("--vertical", action="store_true", help="one field per line")
+    p = add("lineage", cmd_lineage)
+    p.add_argument("table", help="catalog table, e.g. gold.customer_360")
+    p.add_argument("--versions", type=int, default=10, help="recent versions to show")
     p = add("demo", cmd_demo)
     p.add_argument("--customers", type=int, help="bank size (default: datagen.customers)")
+    from c360.identity import cli as identity_cli
+
+    identity_cli.register(sub)
     return parser
 
 

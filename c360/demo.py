@@ -1,4 +1,4 @@
-"""`make demo`: a default-size synthetic bank taken through bronze and silver, quality-gated, then summarised."""
+"""`make demo`: a default-size synthetic bank through bronze, silver, identity resolution and gold, quality-gated, then summarised."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from c360.catalog import load_catalog
 from c360.config import load_config
 from c360.datagen import DatagenParams, generate_bank
 from c360.spark import get_spark
-from jobs import bronze_ingest, silver_conform
+from c360.identity.cli import summary_lines
+from jobs import bronze_ingest, publish_gold, resolve_identity, silver_conform
 
 
 def run(env: str | None, customers: int | None, out: Callable[[str], None]) -> int:
@@ -29,18 +30,26 @@ def run(env: str | None, customers: int | None, out: Callable[[str], None]) -> i
     started = time.perf_counter()
     manifest = generate_bank(params, Path(cfg.path(cfg.lakehouse.landing)), Path(cfg.path(cfg.lakehouse.truth)),
                              cfg.conf_dir / "sources.yaml", progress=True)
-    out(f"1/3 generated {params.customers} customers, {len(manifest['files'])} landing files "
+    out(f"1/4 generated {params.customers} customers, {len(manifest['files'])} landing files "
         f"({time.perf_counter() - started:.0f}s)")
     spark = get_spark(cfg)
     dates = [params.start_date + dt.timedelta(days=i) for i in range(params.days)]
     for day in dates:
         run_ = pipeline.new_run(cfg, bronze_ingest.JOB, day)
         totals = bronze_ingest.run_ingest(spark, cfg, run_, day).totals()
-        out(f"2/3 ingest {day}: {totals['records']} records, {totals['accepted']} accepted, "
+        out(f"2/4 ingest {day}: {totals['records']} records, {totals['accepted']} accepted, "
             f"{totals['quarantined']} quarantined, {totals['skipped']} files already ingested")
     for day in dates:
         silver_conform.run_conform(spark, cfg, pipeline.new_run(cfg, silver_conform.JOB, day), day)
-        out(f"3/3 conform {day}: silver tables merged, every write passed its quality gate")
+        out(f"3/4 conform {day}: silver tables merged, every write passed its quality gate")
+    # Identity runs once over the conformed silver: the first run trains and stores the model.
+    last = dates[-1]
+    report = resolve_identity.run_resolution(spark, cfg, pipeline.new_run(cfg, resolve_identity.JOB, last))
+    gold = publish_gold.publish(spark, cfg, pipeline.new_run(cfg, publish_gold.JOB, last))
+    first, *rest = summary_lines(report, gold)
+    out(f"4/4 {first}")
+    for line in rest:
+        out(f"    {line.strip()}")
     _summary(spark, cfg, out, time.perf_counter() - started)
     return 0
 

@@ -229,6 +229,9 @@ def restore(spark: SparkSession, cfg: Config, name: str, version: int | None, ru
         jvm = spark.sparkContext._jvm
         hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
         hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
+        # Unregister it too (an external table: the drop deletes no data), so no query reads a void.
+        table = spec(cfg, name)
+        spark.sql(f"DROP TABLE IF EXISTS `{table.layer}`.`{table.short_name}`")
         log.warning("%s: removed, its first version never passed its quality gate", name)
         return
     with commit_metadata(spark, run):
@@ -240,11 +243,12 @@ def register_catalog(spark: SparkSession, cfg: Config) -> list[str]:
     """Register every existing table in the session catalog under its name (silver.accounts, ...)."""
     registered = []
     for name, table in sorted(load_catalog(cfg).tables.items()):
-        path = table.location(cfg)
-        if not DeltaTable.isDeltaTable(spark, path):
-            continue
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{table.layer}`")
+        # The session catalog answers from memory; only unregistered tables cost a log lookup.
         if not spark.catalog.tableExists(name):
+            path = table.location(cfg)
+            if not DeltaTable.isDeltaTable(spark, path):
+                continue
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS `{table.layer}`")
             spark.sql(f"CREATE TABLE `{table.layer}`.`{table.short_name}` USING DELTA LOCATION '{path}'")
         registered.append(name)
     return registered
@@ -307,7 +311,31 @@ def _csv_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:
     if first is None:
         raise LandingError(f"{path}: empty file, expected a header line")
     line = first[0].lstrip("\ufeff")
-    return [h.strip() for h in next(csv.reader([line], delimiter=delimiter))]
+    # Kept as written (padding too): Spark compares a CSV schema's names with the header.
+    return next(csv.reader([line], delimiter=delimiter))
+
+
+def _check_json_keys(spark: SparkSession, feed, path: str) -> None:
+    """Raise when records of a JSON-lines file carry keys the contract lacks (the export's schema drifted)."""
+    known = F.array(*[F.lit(c.header) for c in feed.columns])
+    lines = spark.read.text(path).filter(F.trim(F.col("value")) != "")
+    numbered = Window.orderBy("_mono").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    # json_object_keys is null for a line that is no JSON object: those are truncated records,
+    # which bronze quarantines, not drift.
+    drift = (
+        lines.withColumn("_mono", F.monotonically_increasing_id())
+        .withColumn("_record_no", F.row_number().over(numbered))
+        .withColumn("_unknown", F.array_except(F.coalesce(F.json_object_keys("value"), F.array()), known))
+        .filter(F.size("_unknown") > 0)
+        .select("_record_no", "_unknown")
+    )
+    found = drift.limit(5).collect()
+    if found:
+        keys = sorted({k for r in found for k in r["_unknown"]})
+        records = ", ".join(str(r["_record_no"]) for r in found)
+        raise LandingError(
+            f"{path}: records {records} have keys {keys} that the {feed.system}.{feed.feed} contract does not "
+            "declare; add them to conf/sources.yaml or fix the export")
 
 
 def read_landing(spark: SparkSession, feed, path: str) -> DataFrame:
@@ -315,21 +343,22 @@ def read_landing(spark: SparkSession, feed, path: str) -> DataFrame:
     by_header = {c.header.strip().casefold(): c.name for c in feed.columns}
     if feed.format == "csv":
         header = _csv_header(spark, path, feed.delimiter)
-        unknown = [h for h in header if h.casefold() not in by_header]
-        missing = sorted(set(by_header) - {h.casefold() for h in header})
+        unknown = [h for h in header if h.strip().casefold() not in by_header]
+        missing = sorted(set(by_header) - {h.strip().casefold() for h in header})
         if unknown or missing:
             raise LandingError(
                 f"{path}: header does not match the {feed.system}.{feed.feed} contract; "
                 f"unknown columns {unknown}, missing columns {missing}")
-        names = [by_header[h.casefold()] for h in header]
-        schema = T.StructType([T.StructField(n, T.StringType()) for n in names + [CORRUPT_COLUMN]])
+        schema = T.StructType([T.StructField(n, T.StringType()) for n in header + [CORRUPT_COLUMN]])
         raw = (
             spark.read.schema(schema)
             .options(header=True, sep=feed.delimiter, mode="PERMISSIVE", multiLine=True,
                      columnNameOfCorruptRecord=CORRUPT_COLUMN, enforceSchema=True, encoding="UTF-8")
             .csv(path)
+            .select(*[F.col(f"`{h}`").alias(by_header[h.strip().casefold()]) for h in header], F.col(CORRUPT_COLUMN))
         )
     else:
+        _check_json_keys(spark, feed, path)
         schema = T.StructType([T.StructField(c.header, T.StringType()) for c in feed.columns]
                               + [T.StructField(CORRUPT_COLUMN, T.StringType())])
         raw = (

@@ -150,5 +150,8 @@ def test_cli_history_show_and_user_errors(bank, monkeypatch, capsys):
     assert cli.main(["show", "silver.accounts", "--where", "no_such_column = 1"]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "no_such_column" in err and "Traceback" not in err
+    assert cli.main(["lineage", "silver.customer_records", "--versions", "3"]) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "<- bronze.core_banking_customers" in out and "silver_conform" in out and "test__2026-10-02" in out
     assert cli.main(["tables"]) == cli.EXIT_OK
     assert "one row per account" in capsys.readouterr().out

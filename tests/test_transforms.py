@@ -114,3 +114,32 @@ def test_customer_records_scd2_collapses_repeats_and_closes_versions(spark):
     assert [(r.address_line1, r.is_current) for r in scd] == [("1 A Street", False), ("9 B Road", True)]
     assert scd[0].valid_to == scd[1].valid_from == dt.datetime(2026, 10, 3, 9)
     assert scd[1].valid_to is None and scd[0].record_hash != scd[1].record_hash
+
+
+JSON_FEED = SourceFeed(
+    system="digital", feed="events", format="json", delimiter=",", key=("event_id",),
+    columns=(SourceColumn("event_id", "eventId", "string", required=True),
+             SourceColumn("amount", "amount", "decimal")),
+)
+
+
+def test_landing_files_that_drift_from_their_contract_are_refused_by_name(spark, tmp_path):
+    import pytest
+
+    from c360.io import LandingError, read_landing
+
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"eventId": "E1", "amount": "1.50"}\n\n{"eventId": "E2"}\n{"eventId": "E3", "amo\n')
+    rows = read_landing(spark, JSON_FEED, str(good)).orderBy("_record_no").collect()
+    # The blank line is no record; the truncated one is kept for bronze to quarantine.
+    assert [(r.event_id, r._record_no) for r in rows] == [("E1", 1), ("E2", 2), (None, 3)]
+    assert rows[2]._corrupt_record is not None
+    drifted = tmp_path / "drifted.jsonl"
+    drifted.write_text('{"eventId": "E1"}\n{"eventId": "E2", "channel": "app"}\n')
+    with pytest.raises(LandingError, match=r"drifted\.jsonl: records 2 have keys \['channel'\]"):
+        read_landing(spark, JSON_FEED, str(drifted))
+    csv_file = tmp_path / "t.csv"
+    csv_file.write_text("Txn ID;Txn Timestamp;Amount;Colour\nT1;2026-10-01T10:00:00;1.00;red\n")
+    with pytest.raises(LandingError, match=r"t\.csv: header does not match .*unknown columns \['Colour'\], "
+                                           r"missing columns \['currency'\]"):
+        read_landing(spark, FEED, str(csv_file))

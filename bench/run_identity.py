@@ -1,0 +1,151 @@
+"""Benchmark: identity resolution at given numbers of source customer records (DuckDB and Spark backends).
+
+Input preparation is not timed: the synthetic bank's persons and their customer records are
+simulated with the generator's own functions (customer feeds and card accounts only - no
+transactions), written as landing files with the truth, and conformed into silver with the real
+bronze validation and silver transforms. Then one full resolution run (model trained first) is
+timed per phase: features, training (u + EM), blocking, prediction, clustering, tables (stable
+ids, xref, golden records, review queue, events: merges behind their quality gates). Figures are
+printed and appended to bench/results/identity.jsonl.
+
+    python bench/run_identity.py --records 100000 1000000 --backend duckdb
+    python bench/run_identity.py --records 100000 --backend spark
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import glob
+import json
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pyspark.sql import functions as F  # noqa: E402
+
+from bench.run_foundation import PeakMemory  # noqa: E402
+from c360 import io, pipeline  # noqa: E402
+from c360.catalog import load_catalog  # noqa: E402
+from c360.config import load_config  # noqa: E402
+from c360.datagen import products  # noqa: E402
+from c360.datagen.bank import Bank, DatagenParams, write_landing, write_truth  # noqa: E402
+from c360.datagen.contract import load_contract  # noqa: E402
+from c360.datagen.people import make_persons  # noqa: E402
+from c360.datagen.systems import CUSTOMER_FEEDS, build_initial_records, date_to_day, render_records  # noqa: E402
+from c360.spark import get_spark  # noqa: E402
+from jobs import bronze_ingest, resolve_identity, silver_conform  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+# Source customer records per person in the generated bank (measured: 28,808 records / 10,059 persons).
+RECORDS_PER_PERSON = 2.86
+FEEDS = [*CUSTOMER_FEEDS.items(), ("cards", "accounts")]
+START = dt.date(2026, 10, 1)
+
+
+def simulate_customers(records: int, seed: int, landing: Path, truth: Path, sources_yaml: Path) -> int:
+    """Persons, their customer records and card accounts as landing files (one date) plus the truth."""
+    params = DatagenParams(customers=max(100, round(records / RECORDS_PER_PERSON)), seed=seed, start_date=START,
+                           days=1)
+    start_day = date_to_day(START)
+    persons = make_persons(params.customers, start_day, 1, np.random.default_rng([seed, 1]), random.Random(seed))
+    recs = build_initial_records(persons, start_day, random.Random(seed + 1))
+    tables = {(s, feed): render_records(s, recs.by_system[s], 0) for s, feed in CUSTOMER_FEEDS.items()}
+    cards = products.build_card_accounts(recs.by_system["cards"], persons, start_day, 1,
+                                         np.random.default_rng([seed, 2]))
+    tables[("cards", "accounts")] = products.account_table(cards, start_day, 1, "cards")
+    offer_keys = ("offer_id", "person_id", "product_code", "p_accept", "outcome")
+    bank = Bank(tables, persons, recs, [], cards, {"txn_id": [], "fraud_pattern": []}, {k: [] for k in offer_keys})
+    contract = load_contract(sources_yaml)
+    contract = dataclasses.replace(contract, feeds={k: v for k, v in contract.feeds.items() if k in FEEDS})
+    _, bad = write_landing(bank, contract, params, landing, lambda _step: None)
+    write_truth(bank, bad, truth)
+    return sum(len(recs.by_system[s]) for s in CUSTOMER_FEEDS)
+
+
+def _typed(spark, cfg, key: str):
+    feed = load_catalog(cfg).feed(*key.split("."))
+    frames = []
+    for path in sorted(glob.glob(f"{cfg.path(cfg.lakehouse.landing)}/{feed.system}/{feed.feed}/date=*/*")):
+        validated = bronze_ingest.validate_records(io.read_landing(spark, feed, path), feed)
+        frames.append(validated.filter(F.col("_defect").isNull()).withColumn("_landing_date", F.lit(START)))
+    frame = frames[0]
+    for other in frames[1:]:
+        frame = frame.unionByName(other)
+    return silver_conform.typed(frame, feed)
+
+
+def conform(spark, cfg) -> None:
+    """silver.customer_records and silver.accounts from the landing files (real validation and transforms)."""
+    run = pipeline.new_run(cfg, "bench_setup", START, "bench__setup")
+    inputs = {f"{s}.{f}": _typed(spark, cfg, f"{s}.{f}") for s, f in FEEDS}
+    records = silver_conform.STEPS[0].build(inputs, silver_conform.ConformParams())
+    io.append(spark, cfg, "silver.customer_records", records, run)
+    core = silver_conform.typed(spark.createDataFrame(
+        [], ", ".join(f"{c.name} string" for c in load_catalog(cfg).feed("core_banking", "accounts").columns)
+        + ", _landing_date date, _record_no long"), load_catalog(cfg).feed("core_banking", "accounts"))
+    io.append(spark, cfg, "silver.accounts", silver_conform.build_accounts(core, inputs["cards.accounts"]), run)
+
+
+def bench(records: int, backend: str, workdir: Path, seed: int) -> dict:
+    """Prepare one bank in a fresh lakehouse and time a first (training, full) resolution run."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    environ = {"C360__LAKEHOUSE__ROOT": str(workdir / "lakehouse"), "C360__LAKEHOUSE__LANDING": str(workdir / "landing"),
+               "C360__LAKEHOUSE__TRUTH": str(workdir / "truth"), "C360__LAKEHOUSE__QUALITY": str(workdir / "quality"),
+               "C360__SPARK__DRIVER_MEMORY": "8g", "C360__SPARK__MASTER": "local[2]"}
+    cfg = load_config(environ=environ)
+    started = time.perf_counter()
+    n = simulate_customers(records, seed, workdir / "landing", workdir / "truth", cfg.conf_dir / "sources.yaml")
+    spark = get_spark(cfg)
+    conform(spark, cfg)
+    prepare_seconds = time.perf_counter() - started
+    run = pipeline.new_run(cfg, resolve_identity.JOB, START, f"bench__{backend}_{n}")
+    started = time.perf_counter()
+    with PeakMemory() as memory:
+        report = resolve_identity.run_resolution(spark, cfg, run, backend=backend)
+    wall = time.perf_counter() - started
+    s = report.seconds
+    linking = sum(s.get(k, 0.0) for k in ("features", "training", "blocking", "prediction", "clustering"))
+    return {
+        "records": n, "backend": backend, "prepare_s": round(prepare_seconds, 1), "wall_s": round(wall, 1),
+        "linking_s": round(linking, 1), **{f"{k}_s": round(v, 1) for k, v in s.items() if k != "total"},
+        "comparisons": report.comparisons, "customers": report.statistics["clusters"],
+        "pairwise_f1": round(report.f1, 4) if report.f1 is not None else None,
+        "pairwise_precision": round(report.accuracy["pairwise_precision"], 4),
+        "pairwise_recall": round(report.accuracy["pairwise_recall"], 4),
+        "bcubed_f1": round(report.accuracy["bcubed_f1"], 4), "look_alike_merges": report.look_alike_merges,
+        "peak_rss_gib": round(memory.peak / 2**30, 2),
+    }
+
+
+def main() -> int:
+    """Run each size on the chosen backend, print the figures and append them to the results file."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--backend", choices=["duckdb", "spark"], default="duckdb")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".cache" / "bench_identity")
+    args = parser.parse_args()
+    pipeline.configure_logging()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for records in args.records:
+        figures = bench(records, args.backend, args.workdir / f"{args.backend}_{records}", args.seed)
+        sys.stdout.write(json.dumps(figures) + "\n")
+        sys.stdout.flush()
+        with open(RESULTS / "identity.jsonl", "a") as fh:
+            fh.write(json.dumps({"at": stamp, **figures}) + "\n")
+    sys.stdout.write(f"figures appended to {RESULTS / 'identity.jsonl'}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Identity resolution: source records -> one stable customer_id per person (Splink)."""

@@ -1,0 +1,148 @@
+"""`c360 resolve` and `c360 identity ...` sub-commands; c360.cli's build_parser calls register()."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+from c360.cli import EXIT_OK, UserError
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def summary_lines(report, gold=None) -> list[str]:
+    """What a resolution run did, in a few lines (shared by the CLI and the demo)."""
+    s = report.statistics
+    lines = [f"resolve {report.run_date} ({report.mode}, {report.backend}, model {report.model_version}"
+             f"{', trained' if report.trained else ''}): {s['records']} records -> {s['clusters']} customers, "
+             f"{s['singletons']} singletons, duplicate rate {s['duplicate_rate']:.1%}, {report.comparisons} comparisons",
+             f"  events {report.events or 'none'}, review queue {report.review_pending} pending, "
+             f"{report.seconds.get('total', 0):.0f}s"]
+    if report.accuracy is not None:
+        a = report.accuracy
+        lines.append(f"  vs truth: pairwise precision {a['pairwise_precision']:.4f} recall {a['pairwise_recall']:.4f} "
+                     f"F1 {a['pairwise_f1']:.4f}; B-cubed F1 {a['bcubed_f1']:.4f}; "
+                     f"look-alikes merged {report.look_alike_merges}")
+    if gold is not None:
+        version = "unchanged" if gold.version is None else f"v{gold.version}"
+        lines.append(f"  gold.customer_360 {version}: +{gold.inserted} ~{gold.updated} -{gold.deleted}")
+    return lines
+
+
+def cmd_resolve(args: argparse.Namespace) -> int:
+    """Resolve source records to stable customer ids (incremental by default), then publish gold.customer_360."""
+    from c360 import pipeline
+    from jobs import publish_gold, resolve_identity
+
+    cfg, spark = pipeline.start(args.env)
+    run = pipeline.new_run(cfg, resolve_identity.JOB, args.date, args.run_id)
+    report = resolve_identity.run_resolution(spark, cfg, run, full_relink=args.full_relink, retrain=args.retrain,
+                                             backend=args.backend)
+    gold = None
+    if not args.skip_gold:
+        gold = publish_gold.publish(spark, cfg, pipeline.new_run(cfg, publish_gold.JOB, args.date, args.run_id))
+    for line in summary_lines(report, gold):
+        _out(line)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain why a record belongs to its customer: each comparison's level and match weight per pair."""
+    from c360 import pipeline
+    from c360.identity.explain import ExplainError, explain_record, render
+
+    cfg, spark = pipeline.start(args.env)
+    try:
+        explanation = explain_record(spark, cfg, args.record, chart=args.chart)
+    except ExplainError as exc:
+        raise UserError(str(exc)) from None
+    for line in render(explanation):
+        _out(line)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train and store a new model version; the next `c360 resolve` relinks everything with it."""
+    from c360 import io, pipeline
+    from c360.identity.conf import load_identity_conf
+    from jobs import resolve_identity
+
+    cfg, spark = pipeline.start(args.env)
+    if not io.exists(spark, cfg, resolve_identity.RECORDS):
+        raise UserError(f"{resolve_identity.RECORDS} does not exist yet; run `c360 conform` first")
+    run = pipeline.new_run(cfg, resolve_identity.JOB, None, args.run_id)
+    stored = resolve_identity.train_model(spark, cfg, run, load_identity_conf(cfg, **(
+        {"backend": args.backend} if args.backend else {})))
+    _out(f"trained model {stored.version}: {stored.meta.get('records')} records, "
+         f"{stored.meta.get('seconds', {}).get('training', 0):.0f}s; stored under {stored.meta.get('store')}")
+    return EXIT_OK
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """List the review queue, or record a steward's accept/reject of pairs (honoured by the next run)."""
+    from pyspark.sql import functions as F
+
+    from c360 import io, pipeline
+    from c360.identity import review
+
+    cfg, spark = pipeline.start(args.env)
+    if args.action == "list":
+        if not io.exists(spark, cfg, review.REVIEW):
+            raise UserError(f"{review.REVIEW} does not exist yet; run `c360 resolve` first")
+        rows = io.read(spark, cfg, review.REVIEW).filter(F.col("status") == args.status).orderBy(
+            F.desc("match_probability")).limit(args.limit).collect()
+        for r in rows:
+            _out(f"{r.unique_id_l:28} {r.unique_id_r:28} p={r.match_probability:.4f} {r.status}"
+                 f"{' by ' + r.decided_by if r.decided_by else ''}")
+        return EXIT_OK
+    if len(args.records) != 2:
+        raise UserError("accept/reject take two records: SYSTEM:RECORD_ID SYSTEM:RECORD_ID")
+    run = pipeline.new_run(cfg, "identity_review", None, args.run_id)
+    try:
+        stats = review.record_decisions(spark, cfg, run, [tuple(args.records)], args.action == "accept", args.by)
+    except review.ReviewError as exc:
+        raise UserError(str(exc)) from None
+    _out(f"{args.action}ed {args.records[0]} ~ {args.records[1]} by {args.by}"
+         f" ({review.REVIEW} v{stats.version}); the next `c360 resolve` honours it")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add `resolve` and `identity {explain,train,review}` to the `c360` sub-command parsers."""
+    p = sub.add_parser("resolve", help=cmd_resolve.__doc__, description=cmd_resolve.__doc__)
+    p.set_defaults(func=cmd_resolve)
+    p.add_argument("--date", type=_date, help="run date YYYY-MM-DD (default: today)")
+    p.add_argument("--run-id", help="run id for commit metadata (default: $C360_RUN_ID or a manual__ id)")
+    p.add_argument("--full-relink", action="store_true", help="re-score every record instead of the changed ones")
+    p.add_argument("--retrain", action="store_true", help="train and store a new model version first (implies a full relink)")
+    p.add_argument("--backend", choices=["duckdb", "spark"], help="Splink backend (default: conf/identity.yaml)")
+    p.add_argument("--skip-gold", action="store_true", help="do not publish gold.customer_360 afterwards")
+    identity = sub.add_parser("identity", help="identity resolution: explain, train, review",
+                              description="Identity resolution tools.")
+    commands = identity.add_subparsers(dest="identity_command", required=True, metavar="COMMAND")
+    p = commands.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
+    p.set_defaults(func=cmd_explain)
+    p.add_argument("record", help="SYSTEM:RECORD_ID, e.g. core_banking:C10012345")
+    p.add_argument("--chart", help="also write the Splink waterfall chart to this HTML file")
+    p = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
+    p.set_defaults(func=cmd_train)
+    p.add_argument("--backend", choices=["duckdb", "spark"])
+    p.add_argument("--run-id")
+    p = commands.add_parser("review", help=cmd_review.__doc__, description=cmd_review.__doc__)
+    p.set_defaults(func=cmd_review)
+    p.add_argument("action", choices=["list", "accept", "reject"])
+    p.add_argument("records", nargs="*", help="the pair to accept or reject: SYSTEM:RECORD_ID SYSTEM:RECORD_ID")
+    p.add_argument("--status", default="pending", choices=["pending", "accepted", "rejected"], help="list filter")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--by", default="steward", help="who decided (recorded with the decision)")
+    p.add_argument("--run-id")
