@@ -37,7 +37,7 @@ from c360 import io, pipeline  # noqa: E402
 from c360.catalog import load_catalog  # noqa: E402
 from c360.config import load_config  # noqa: E402
 from c360.datagen import products  # noqa: E402
-from c360.datagen.bank import Bank, DatagenParams, write_landing, write_truth  # noqa: E402
+from c360.datagen.bank import Bank, DatagenParams, LandingWriter, write_truth  # noqa: E402
 from c360.datagen.contract import load_contract  # noqa: E402
 from c360.datagen.people import make_persons  # noqa: E402
 from c360.datagen.systems import CUSTOMER_FEEDS, build_initial_records, date_to_day, render_records  # noqa: E402
@@ -58,15 +58,17 @@ def simulate_customers(records: int, seed: int, landing: Path, truth: Path, sour
     start_day = date_to_day(START)
     persons = make_persons(params.customers, start_day, 1, np.random.default_rng([seed, 1]), random.Random(seed))
     recs = build_initial_records(persons, start_day, random.Random(seed + 1))
-    tables = {(s, feed): render_records(s, recs.by_system[s], 0) for s, feed in CUSTOMER_FEEDS.items()}
-    cards = products.build_card_accounts(recs.by_system["cards"], persons, start_day, 1,
-                                         np.random.default_rng([seed, 2]))
-    tables[("cards", "accounts")] = products.account_table(cards, start_day, 1, "cards")
-    offer_keys = ("offer_id", "person_id", "product_code", "p_accept", "outcome")
-    bank = Bank(tables, persons, recs, [], cards, {"txn_id": [], "fraud_pattern": []}, {k: [] for k in offer_keys})
     contract = load_contract(sources_yaml)
     contract = dataclasses.replace(contract, feeds={k: v for k, v in contract.feeds.items() if k in FEEDS})
-    _, bad = write_landing(bank, contract, params, landing, lambda _step: None)
+    writer = LandingWriter(contract, params, landing, lambda _step: None)
+    for system, feed in CUSTOMER_FEEDS.items():
+        writer.emit(system, feed, render_records(system, recs.by_system[system], 0))
+    cards = products.build_card_accounts(recs.by_system["cards"], persons, start_day, 1,
+                                         np.random.default_rng([seed, 2]))
+    writer.emit("cards", "accounts", products.account_table(cards, start_day, 1, "cards"))
+    _, bad = writer.finish()
+    offer_keys = ("offer_id", "person_id", "product_code", "p_accept", "outcome")
+    bank = Bank(persons, recs, [], cards, {"txn_id": [], "fraud_pattern": []}, {k: [] for k in offer_keys})
     write_truth(bank, bad, truth)
     return sum(len(recs.by_system[s]) for s in CUSTOMER_FEEDS)
 

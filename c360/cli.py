@@ -199,10 +199,14 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Generate a default-size bank, ingest, conform (quality-gated), resolve identities, publish gold, and print the lakehouse."""
-    from c360 import demo
+    """Run c360_daily through Airflow for each date of a default-size bank (or in one Spark session) and summarise."""
+    if args.in_process:
+        from c360 import demo
 
-    return demo.run(args.env, customers=args.customers, out=_out)
+        return demo.run(args.env, customers=args.customers, out=_out)
+    from c360 import airflow_demo
+
+    return airflow_demo.run(args.env, customers=args.customers, out=_out)
 
 
 # ---- parser -------------------------------------------------------------------------------
@@ -260,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--versions", type=int, default=10, help="recent versions to show")
     p = add("demo", cmd_demo)
     p.add_argument("--customers", type=int, help="bank size (default: datagen.customers)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run the jobs in this process's one SparkSession instead of through Airflow (faster to debug)")
     from c360.identity import cli as identity_cli
 
     identity_cli.register(sub)

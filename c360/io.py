@@ -242,16 +242,30 @@ def restore(spark: SparkSession, cfg: Config, name: str, version: int | None, ru
 def register_catalog(spark: SparkSession, cfg: Config) -> list[str]:
     """Register every existing table in the session catalog under its name (silver.accounts, ...)."""
     registered = []
+    known = _registered_paths(spark)
     for name, table in sorted(load_catalog(cfg).tables.items()):
-        # The session catalog answers from memory; only unregistered tables cost a log lookup.
-        if not spark.catalog.tableExists(name):
-            path = table.location(cfg)
+        path = table.location(cfg)
+        # The session catalog answers from memory; only unregistered tables cost a log lookup. A name
+        # this session registered at another lakehouse's path (two configs in one process) is re-pointed,
+        # or quality queries that join other tables by name would read the wrong lakehouse.
+        if known.get(name) != path or not spark.catalog.tableExists(name):
             if not DeltaTable.isDeltaTable(spark, path):
                 continue
             spark.sql(f"CREATE DATABASE IF NOT EXISTS `{table.layer}`")
+            # External tables: dropping the entry leaves the data where it is.
+            spark.sql(f"DROP TABLE IF EXISTS `{table.layer}`.`{table.short_name}`")
             spark.sql(f"CREATE TABLE `{table.layer}`.`{table.short_name}` USING DELTA LOCATION '{path}'")
+            known[name] = path
         registered.append(name)
     return registered
+
+
+_CATALOG_PATHS: dict[str, dict[str, str]] = {}
+
+
+def _registered_paths(spark: SparkSession) -> dict[str, str]:
+    """Catalog name -> path of the tables this process registered in `spark`'s session catalog."""
+    return _CATALOG_PATHS.setdefault(spark.sparkContext.applicationId, {})
 
 
 def row_hash(columns: list[str]) -> Column:

@@ -397,9 +397,6 @@ def dags_test(cfg: Config, logical_date: dt.date, *, dag_id: str = DAILY_DAG, ta
     return proc.wait()
 
 
-
-
-
 def progress_printer(out: Callable[[str], None]) -> Callable[[str], None]:
     """A dags_test line handler that prints one line per task start and finish, with the time it took."""
     started: dict[str, float] = {}

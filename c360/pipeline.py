@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import logging
@@ -35,6 +36,22 @@ def start(env: str | None = None) -> tuple[Config, SparkSession]:
 def new_run(cfg: Config, job: str, run_date: dt.date | None, run_id: str | None = None) -> RunContext:
     """A run of `job`; without a run date the run is for today (UTC)."""
     return _new_run(cfg, job, run_date or dt.datetime.now(dt.timezone.utc).date(), run_id)
+
+
+def job_parser(job: str, doc: str | None, date_help: str = "run date YYYY-MM-DD (default: today)",
+               run_id_help: str = "run id recorded in every commit (default: from the environment)"
+               ) -> argparse.ArgumentParser:
+    """The argument parser every job's main() starts from: --date and --run-id, as the DAG tasks pass them."""
+    parser = argparse.ArgumentParser(prog=f"jobs.{job}", description=doc)
+    parser.add_argument("--date", type=dt.date.fromisoformat, help=date_help)
+    parser.add_argument("--run-id", help=run_id_help)
+    return parser
+
+
+def start_job(job: str, args: argparse.Namespace) -> tuple[Config, SparkSession, RunContext]:
+    """Config, SparkSession and the run of a job's main(), from the parsed --date and --run-id."""
+    cfg, spark = start()
+    return cfg, spark, new_run(cfg, job, args.date, args.run_id)
 
 
 def audit(spark: SparkSession, cfg: Config, name: str, previous_version: int | None,

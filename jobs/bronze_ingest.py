@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import functools
 import logging
@@ -215,12 +214,9 @@ def run_ingest(spark: SparkSession, cfg: Config, run: RunContext, landing_date: 
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: ingest the landing files of --date (default: all)."""
-    parser = argparse.ArgumentParser(prog="jobs.bronze_ingest", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="landing date YYYY-MM-DD (default: every date)")
-    parser.add_argument("--run-id", help="run id recorded in every commit (default: from the environment)")
+    parser = pipeline.job_parser(JOB, __doc__, date_help="landing date YYYY-MM-DD (default: every date)")
     args = parser.parse_args(argv)
-    cfg, spark = pipeline.start()
-    run = pipeline.new_run(cfg, JOB, args.date, args.run_id)
+    cfg, spark, run = pipeline.start_job(JOB, args)
     report = run_ingest(spark, cfg, run, args.date)
     pipeline.emit(report.totals())
     return 0

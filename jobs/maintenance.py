@@ -8,8 +8,6 @@ the table's own log and file retention properties still cover its audit retentio
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import json
 import logging
 import re
@@ -126,14 +124,11 @@ def run_maintenance(spark: SparkSession, cfg: Config, run: RunContext, steps: li
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: --step history|optimize|vacuum (repeatable, default all) on every table."""
-    parser = argparse.ArgumentParser(prog="jobs.maintenance", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="run date YYYY-MM-DD (default: today)")
-    parser.add_argument("--run-id", help="run id recorded in every commit (default: from the environment)")
+    parser = pipeline.job_parser(JOB, __doc__)
     parser.add_argument("--step", action="append", choices=STEPS, help="step to run (repeatable; default: all)")
     parser.add_argument("--table", action="append", help="only this table (repeatable)")
     args = parser.parse_args(argv)
-    cfg, spark = pipeline.start()
-    run = pipeline.new_run(cfg, JOB, args.date, args.run_id)
+    cfg, spark, run = pipeline.start_job(JOB, args)
     pipeline.emit(run_maintenance(spark, cfg, run, args.step or list(STEPS), args.table))
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 
@@ -157,12 +156,9 @@ def publish(spark: SparkSession, cfg: Config, run: RunContext) -> io.WriteStats:
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: publish gold.customer_360 for --date."""
-    parser = argparse.ArgumentParser(prog="jobs.publish_gold", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="run date YYYY-MM-DD (default: today)")
-    parser.add_argument("--run-id", help="run id recorded in every commit (default: from the environment)")
+    parser = pipeline.job_parser(JOB, __doc__)
     args = parser.parse_args(argv)
-    cfg, spark = pipeline.start()
-    run = pipeline.new_run(cfg, JOB, args.date, args.run_id)
+    cfg, spark, run = pipeline.start_job(JOB, args)
     stats = publish(spark, cfg, run)
     pipeline.emit({"table": GOLD, "version": stats.version, "inserted": stats.inserted, "updated": stats.updated,
                    "deleted": stats.deleted})

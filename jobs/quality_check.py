@@ -8,8 +8,6 @@ with every failing table's GX summary in the log, and downstream steps do not ru
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import logging
 
 from pyspark.sql import SparkSession
@@ -55,14 +53,12 @@ def combined(results: list[quality.QualityResult]) -> quality.QualityResult:
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: validate --layer (default silver) and --table, fail on a critical check."""
-    parser = argparse.ArgumentParser(prog="jobs.quality_check", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="run date YYYY-MM-DD (default: today)")
-    parser.add_argument("--run-id", help="run id recorded with the results (default: from the environment)")
+    parser = pipeline.job_parser(JOB, __doc__,
+                                 run_id_help="run id recorded with the results (default: from the environment)")
     parser.add_argument("--layer", action="append", help="validate every table of this layer (repeatable)")
     parser.add_argument("--table", action="append", default=[], help="validate this table too (repeatable)")
     args = parser.parse_args(argv)
-    cfg, spark = pipeline.start()
-    run = pipeline.new_run(cfg, JOB, args.date, args.run_id)
+    cfg, spark, run = pipeline.start_job(JOB, args)
     layers = args.layer or ([] if args.table else ["silver"])
     results = check(spark, cfg, run, tables_to_check(spark, cfg, layers, args.table))
     docs = quality.build_data_docs(cfg.path(cfg.lakehouse.quality)) if cfg.quality.data_docs else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -409,15 +408,12 @@ def run_resolution(spark: SparkSession, cfg: Config, run: RunContext, full_relin
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: resolve identities for --date (incremental unless --full-relink)."""
-    parser = argparse.ArgumentParser(prog="jobs.resolve_identity", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="run date YYYY-MM-DD (default: today)")
-    parser.add_argument("--run-id", help="run id recorded in every commit (default: from the environment)")
+    parser = pipeline.job_parser(JOB, __doc__)
     parser.add_argument("--full-relink", action="store_true", help="re-score every record instead of changed ones")
     parser.add_argument("--retrain", action="store_true", help="train and store a new model version first")
     parser.add_argument("--backend", choices=["duckdb", "spark"], help="override conf/identity.yaml backend")
     args = parser.parse_args(argv)
-    cfg, spark = pipeline.start()
-    run = pipeline.new_run(cfg, JOB, args.date, args.run_id)
+    cfg, spark, run = pipeline.start_job(JOB, args)
     report = run_resolution(spark, cfg, run, args.full_relink, args.retrain, args.backend)
     pipeline.emit(report.as_dict())
     return 0

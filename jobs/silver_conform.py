@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -331,13 +330,10 @@ def run_conform(spark: SparkSession, cfg: Config, run: RunContext, run_date: dt.
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: conform bronze into silver for --date (default: everything)."""
-    parser = argparse.ArgumentParser(prog="jobs.silver_conform", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, help="run date YYYY-MM-DD (default: all landed data)")
-    parser.add_argument("--run-id", help="run id recorded in every commit (default: from the environment)")
+    parser = pipeline.job_parser(JOB, __doc__, date_help="run date YYYY-MM-DD (default: all landed data)")
     parser.add_argument("--table", action="append", help="only this silver table (repeatable)")
     args = parser.parse_args(argv)
-    cfg, spark = pipeline.start()
-    run = pipeline.new_run(cfg, JOB, args.date, args.run_id)
+    cfg, spark, run = pipeline.start_job(JOB, args)
     results = run_conform(spark, cfg, run, args.date, args.table)
     pipeline.emit({t: {"version": s.version, "inserted": s.inserted, "updated": s.updated, "deleted": s.deleted}
                    for t, s in results.items()})

@@ -1,66 +1,96 @@
-"""End to end on a small generated bank: landing -> bronze -> silver -> quality, rerun, time travel."""
+"""End to end through Airflow itself on a small generated bank, then what users rely on.
+
+One module fixture runs c360_daily with `airflow dags test` (SQLite metadata DB, each Spark task a
+real spark-submit) for two landing dates in order, a backfill. The tests check what it published
+(bronze against the generator's truth, silver, gold, commit metadata, the run log, lineage), then
+rerun tasks and whole dates (tables must not change), fail quality gates on purpose (downstream
+stops, gold stays) and run maintenance. Tests that add commits come last.
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from c360 import io, pipeline
+from c360 import io, lineage, orchestration, pipeline
 from c360.catalog import load_catalog
-from c360.datagen import DatagenParams, generate_bank
+from c360.config import load_config
 from c360.errors import QualityGateError
 from jobs import bronze_ingest, silver_conform
-from tests.conftest import make_config
 
 pytestmark = pytest.mark.slow
-DAYS = 2
 START = dt.date(2026, 10, 1)
+DATES = [START, START + dt.timedelta(days=1)]
+TASKS = ["land.generate_or_land", "bronze.ingest", "silver.conform", "quality.check", "identity.resolve", "gold.publish"]
+
+
+def _environ(root: Path) -> dict[str, str]:
+    """C360__* settings of the test lakehouse; the Airflow processes and the spark-submit jobs see them too."""
+    return {
+        "C360__LAKEHOUSE__ROOT": str(root / "lakehouse"), "C360__LAKEHOUSE__LANDING": str(root / "landing"),
+        "C360__LAKEHOUSE__TRUTH": str(root / "truth"), "C360__LAKEHOUSE__QUALITY": str(root / "quality"),
+        "C360__LINEAGE__EVENTS": str(root / "lineage"), "C360__ORCHESTRATION__AIRFLOW_HOME": str(root / "airflow"),
+        "C360__DATAGEN__CUSTOMERS": "200", "C360__DATAGEN__DAYS": str(len(DATES)),
+        "C360__DATAGEN__START_DATE": START.isoformat(), "C360__ORCHESTRATION__DEMO": "true",
+        # A failing task fails the run now: retries would wait out the production backoff.
+        "C360__ORCHESTRATION__RETRIES": "0",
+        # Two cores: local[2]; tiny frames: one shuffle partition; room for the test session's JVM beside.
+        "C360__SPARK__MASTER": "local[2]", "C360__SPARK__SHUFFLE_PARTITIONS": "1",
+        "C360__SPARK__DRIVER_MEMORY": "2g", "C360__SPARK__LOG_LEVEL": "ERROR",
+    }
 
 
 @pytest.fixture(scope="module")
-def bank(spark, tmp_path_factory):
-    """A 300-customer bank over two landing dates, ingested and conformed date by date."""
-    cfg = make_config(tmp_path_factory.mktemp("bank"))
-    manifest = generate_bank(DatagenParams(customers=300, seed=7, start_date=START, days=DAYS),
-                             Path(cfg.path(cfg.lakehouse.landing)), Path(cfg.path(cfg.lakehouse.truth)),
-                             cfg.conf_dir / "sources.yaml")
-    versions = {}
-    for day in _dates():
-        bronze_ingest.run_ingest(spark, cfg, pipeline.new_run(cfg, bronze_ingest.JOB, day, f"test__{day}"), day)
-        silver_conform.run_conform(spark, cfg, pipeline.new_run(cfg, silver_conform.JOB, day, f"test__{day}"), day)
-        versions[day] = {n: io.current_version(spark, cfg, n) for n in _existing(spark, cfg)}
-    return cfg, manifest, versions
+def bank(tmp_path_factory):
+    """Two landing dates of a 200-customer bank, each run once through c360_daily, in order."""
+    root = tmp_path_factory.mktemp("bank")
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith(("C360__", "AIRFLOW"))}, **_environ(root)}
+    cfg = load_config(environ=environ)
+    lines: list[str] = []
+    results = orchestration.backfill(cfg, DATES[0], DATES[-1], out=lines.append, environ=environ,
+                                     log_dir=root / "runs")
+    assert results == [(d, 0) for d in DATES], "\n".join(lines)
+    return cfg, environ, root, _fingerprint(cfg)
 
 
-def _dates() -> list[dt.date]:
-    return [START + dt.timedelta(days=i) for i in range(DAYS)]
+def _fingerprint(cfg) -> dict[str, str]:
+    """Per table (the run log aside, which records every try by design): a digest of its whole content."""
+    digests = {}
+    for name in sorted(load_catalog(cfg).tables):
+        table = None if name == orchestration.RUN_LOG else lineage.open_table(cfg, name)
+        if table is None:
+            continue
+        rows = sorted(json.dumps(r, sort_keys=True, default=str) for r in table.to_pyarrow_table().to_pylist())
+        digests[name] = hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return digests
 
 
-def _existing(spark, cfg) -> list[str]:
-    return [n for n in sorted(load_catalog(cfg).tables) if io.exists(spark, cfg, n)]
+def _run_log(cfg) -> list[dict]:
+    return lineage.open_table(cfg, orchestration.RUN_LOG).to_pyarrow_table().to_pylist()
 
 
-def _snapshot(spark, cfg) -> dict[str, tuple[int | None, int]]:
-    """Per table: current version and an order-independent fingerprint of the whole content."""
-    snap = {}
-    for name in _existing(spark, cfg):
-        df = io.read(spark, cfg, name)
-        digest = df.select(F.sum(F.crc32(F.to_json(F.struct(*df.columns)))).alias("h")).first().h
-        snap[name] = (io.current_version(spark, cfg, name), digest)
-    return snap
+def _dags_test(cfg, environ, root, day, name, tasks=None) -> tuple[int, str]:
+    path = root / "runs" / f"{name}.log"
+    with open(path, "w", encoding="utf-8") as fh:
+        code = orchestration.dags_test(cfg, day, tasks=tasks, env=orchestration.airflow_env(cfg, environ), output=fh)
+    return code, path.read_text(encoding="utf-8")
 
 
 def test_bronze_and_quarantine_match_the_generator(spark, bank):
-    cfg, manifest, _ = bank
+    cfg = bank[0]
+    manifest = json.loads((Path(cfg.path(cfg.lakehouse.truth)) / "manifest.json").read_text(encoding="utf-8"))
     bronze = {}
     for feed in load_catalog(cfg).feeds.values():
         for r in io.read(spark, cfg, feed.bronze_table).groupBy("_source_file").count().collect():
             bronze[r._source_file] = r["count"]
+    assert len(manifest["files"]) == len(load_catalog(cfg).feeds) * len(DATES)
     for entry in manifest["files"]:
         assert bronze.get(entry["path"], 0) == entry["records"] - entry["bad"], entry["path"]
     with open(Path(cfg.path(cfg.lakehouse.truth)) / "bad_rows.csv", newline="") as fh:
@@ -74,7 +104,7 @@ def test_bronze_and_quarantine_match_the_generator(spark, bank):
 
 
 def test_silver_reflects_bronze(spark, bank):
-    cfg, _, _ = bank
+    cfg = bank[0]
     current = io.read(spark, cfg, "silver.customer_records").filter("is_current")
     per_system = {r.source_system: r["count"] for r in current.groupBy("source_system").count().collect()}
     feeds = {"core_banking": ("bronze.core_banking_customers", "cust_no"), "cards": ("bronze.cards_customers", "card_customer_id"),
@@ -88,61 +118,69 @@ def test_silver_reflects_bronze(spark, bank):
     assert phones.count() > 0
 
 
-def test_every_commit_names_its_job_and_run(spark, bank):
-    cfg, _, _ = bank
-    for name in ("bronze.cards_transactions", "silver.customer_records"):
-        for row in io.history(spark, cfg, name).collect():
-            meta = json.loads(row.userMetadata)
-            assert meta["job"] in {bronze_ingest.JOB, silver_conform.JOB} and meta["run_id"].startswith("test__")
-            assert meta["git_sha"]
+def test_daily_runs_publish_gold_with_run_metadata_and_a_run_log(spark, bank):
+    cfg, _, _, tables = bank
+    assert {"bronze.cards_transactions", "silver.customer_records", "silver.customer_xref", "gold.customer_360"} <= set(tables)
+    gold = io.read(spark, cfg, "gold.customer_360")
+    assert gold.count() == io.read(spark, cfg, "silver.customer_xref").select("customer_id").distinct().count() > 0
+    # Every commit names its job, its DAG run and the code version: DESCRIBE HISTORY answers "which run wrote this".
+    jobs = {"bronze.cards_transactions": "bronze_ingest", "silver.customer_records": "silver_conform",
+            "silver.customer_xref": "resolve_identity", "gold.customer_360": "publish_gold"}
+    for name, job in jobs.items():
+        metas = [json.loads(row.userMetadata) for row in io.history(spark, cfg, name).collect()]
+        assert metas and all(m["job"] == job and m["run_id"].startswith("manual__") and m["git_sha"] for m in metas), name
+    per_run: dict[str, dict] = {}
+    for row in _run_log(cfg):
+        per_run.setdefault(row["run_id"], {})[row["task_id"]] = row
+    assert len(per_run) == len(DATES)
+    for tasks in per_run.values():
+        assert {t: r["state"] for t, r in tasks.items()} == {**{t: "success" for t in TASKS}, "-": "success"}
+        assert all(r["duration_s"] >= 0 for r in tasks.values())
+    first = min(per_run.values(), key=lambda tasks: tasks["-"]["logical_date"])
+    assert first["bronze.ingest"]["rows_written"] > 0 and first["silver.conform"]["rows_written"] > 0
+    assert "silver.accounts" in first["silver.conform"]["tables_written"].split(",")
+    assert first["-"]["rows_written"] >= first["bronze.ingest"]["rows_written"]
 
 
-def test_rerun_changes_nothing_and_time_travel_reads_the_past(spark, bank):
-    cfg, _, versions = bank
-    before = _snapshot(spark, cfg)
-    for day in _dates():
-        report = bronze_ingest.run_ingest(spark, cfg, pipeline.new_run(cfg, bronze_ingest.JOB, day, "rerun"), day)
-        assert report.totals()["files"] == 0 and report.totals()["skipped"] > 0
-        silver_conform.run_conform(spark, cfg, pipeline.new_run(cfg, silver_conform.JOB, day, "rerun"), day)
-    assert _snapshot(spark, cfg) == before
+def test_lineage_events_link_tables_spark_jobs_and_airflow_runs(bank):
+    cfg = bank[0]
+    files = {p.name for p in lineage.events_dir(cfg).glob("*.jsonl")}
+    assert files == {"airflow.jsonl", "spark.jsonl"}
+    airflow_jobs = {e["job"]["name"] for e in lineage.read_events(cfg) if e.get("job", {}).get("namespace") == "c360"}
+    assert {"c360_daily.silver.conform", "c360_daily.gold.publish"} <= airflow_jobs
+    rep = lineage.report(cfg, "gold.customer_360", versions=5)
+    upstream = {u["name"] for u in rep["upstream"]}
+    assert {"silver.customer_xref", "silver.customer_records"} <= upstream
+    assert any(name.startswith("bronze.") for name in upstream)
+    assert any(j["airflow_task"] == "c360_daily.gold.publish" for j in rep["jobs"])
+    assert rep["versions"] and rep["versions"][0]["dag_id"] == "c360_daily"
+    text = lineage.render(rep)
+    assert "gold.customer_360" in text and "c360_daily.gold.publish" in text
+
+
+def test_time_travel_reads_what_the_first_date_published(spark, bank):
+    cfg = bank[0]
     table = "silver.customer_records"
-    first_day = versions[START][table]
-    assert first_day < versions[_dates()[-1]][table]
+    first_day = max(c["version"] for c in lineage.table_history(cfg, table)
+                    if DATES[0].isoformat() in (lineage.commit_run(c).get("run_id") or ""))
     past = io.read(spark, cfg, table, version=first_day)
     now = io.read(spark, cfg, table)
+    assert first_day < io.current_version(spark, cfg, table)
     assert past.count() < now.count()
     assert past.filter("valid_from >= '2026-10-02'").count() == 0
     assert now.filter("valid_from >= '2026-10-02'").count() > 0
 
 
-def test_failed_critical_expectation_keeps_previous_version(spark, bank):
-    cfg, _, _ = bank
-    name = "silver.accounts"
-    before_version = io.current_version(spark, cfg, name)
-    before = _snapshot(spark, cfg)[name][1]
-    good = io.read(spark, cfg, name).limit(1)
-    duplicated = good.withColumn("account_id", F.lit("DUP-1")).unionByName(
-        good.withColumn("account_id", F.lit("DUP-1")).withColumn("record_hash", F.lit("other")))
-    run = pipeline.new_run(cfg, "test_gate", START, "test__gate")
-    with pytest.raises(QualityGateError, match="account_id"):
-        pipeline.gated_write(spark, cfg, name, run, lambda: io.merge(spark, cfg, name, duplicated, run))
-    history = io.history(spark, cfg, name, 2).collect()
-    assert [h.operation for h in history] == ["RESTORE", "MERGE"]
-    assert history[0].version == before_version + 2
-    assert _snapshot(spark, cfg)[name][1] == before
-    assert io.read(spark, cfg, name).filter(F.col("account_id") == "DUP-1").count() == 0
-
-
-def test_cli_history_show_and_user_errors(bank, monkeypatch, capsys):
+def test_cli_history_show_lineage_and_user_errors(bank, monkeypatch, capsys):
     from c360 import cli
 
-    cfg, _, _ = bank
-    for key, value in (("ROOT", cfg.lakehouse.root), ("LANDING", cfg.lakehouse.landing),
-                       ("TRUTH", cfg.lakehouse.truth), ("QUALITY", cfg.lakehouse.quality)):
-        monkeypatch.setenv(f"C360__LAKEHOUSE__{key}", value)
+    environ = bank[1]
+    for key, value in environ.items():
+        if key.startswith("C360__"):
+            monkeypatch.setenv(key, value)
     assert cli.main(["history", "silver.customer_records"]) == cli.EXIT_OK
     out = capsys.readouterr().out
-    assert "silver_conform" in out and "test__2026-10-02" in out
+    assert "silver_conform" in out and "manual__2026-10-02" in out
     assert cli.main(["show", "silver.accounts", "--version", "1", "--columns", "account_id,status", "--limit", "2"]) == 0
     assert "account_id" in capsys.readouterr().out
     assert cli.main(["show", "silver.nope"]) == cli.EXIT_USER_ERROR
@@ -152,6 +190,85 @@ def test_cli_history_show_and_user_errors(bank, monkeypatch, capsys):
     assert "no_such_column" in err and "Traceback" not in err
     assert cli.main(["lineage", "silver.customer_records", "--versions", "3"]) == cli.EXIT_OK
     out = capsys.readouterr().out
-    assert "<- bronze.core_banking_customers" in out and "silver_conform" in out and "test__2026-10-02" in out
+    assert "<- bronze.core_banking_customers" in out and "silver_conform" in out and "manual__2026-10-02" in out
     assert cli.main(["tables"]) == cli.EXIT_OK
     assert "one row per account" in capsys.readouterr().out
+
+
+def test_rerunning_tasks_and_dates_leaves_every_table_unchanged(spark, bank):
+    cfg, environ, root, tables = bank
+    logged = len(_run_log(cfg))
+    # Clear and rerun tasks of the last date through Airflow, as a data engineer would.
+    code, output = _dags_test(cfg, environ, root, DATES[-1], "rerun_tasks", tasks=["silver.conform", "gold.publish"])
+    assert code == 0, output[-3000:]
+    assert _fingerprint(cfg) == tables
+    # The reruns themselves are recorded: two task rows and the DAG run's row.
+    assert len(_run_log(cfg)) == logged + 3
+    # Re-ingest and re-conform both dates in order, the older date after the newer one has landed.
+    for day in DATES:
+        report = bronze_ingest.run_ingest(spark, cfg, pipeline.new_run(cfg, bronze_ingest.JOB, day, "rerun"), day)
+        assert report.totals()["files"] == 0 and report.totals()["skipped"] > 0
+        silver_conform.run_conform(spark, cfg, pipeline.new_run(cfg, silver_conform.JOB, day, "rerun"), day)
+    assert _fingerprint(cfg) == tables
+
+
+def test_a_failed_quality_gate_fails_fast_and_keeps_gold(bank):
+    from deltalake import DeltaTable, write_deltalake
+
+    cfg, environ, root, _ = bank
+    gold_before = lineage.table_state(cfg, "gold.customer_360")
+    accounts = DeltaTable(lineage.delta_uri(load_catalog(cfg).table("silver.accounts").location(cfg)))
+    good_version = accounts.version()
+    # A duplicate key slipped into silver (e.g. a manual fix): the quality gate must stop identity and gold.
+    write_deltalake(accounts, accounts.to_pyarrow_table().slice(0, 1), mode="append")
+    try:
+        code, output = _dags_test(cfg, environ, root, DATES[-1], "gate_fails",
+                                  tasks=["quality.check", "identity.resolve", "gold.publish"])
+    finally:
+        accounts.restore(good_version)
+    assert code != 0
+    assert "quality silver.accounts" in output and "CRITICAL" in output
+    assert lineage.table_state(cfg, "gold.customer_360") == gold_before
+    failed = [r for r in _run_log(cfg) if r["state"] == "failed" and r["task_id"] == "quality.check"]
+    assert len(failed) == 1 and failed[0]["try_number"] == 1 and "silver.accounts" in failed[0]["error"]
+    assert not [r for r in _run_log(cfg) if r["state"] == "up_for_retry"]
+    assert "gold.publish" not in {r["task_id"] for r in _run_log(cfg) if r["run_id"] == failed[0]["run_id"]}
+
+
+def test_failed_write_gate_restores_the_previous_version(spark, bank):
+    cfg, _, _, tables = bank
+    name = "silver.accounts"
+    before_version = io.current_version(spark, cfg, name)
+    good = io.read(spark, cfg, name).limit(1)
+    duplicated = good.withColumn("account_id", F.lit("DUP-1")).unionByName(
+        good.withColumn("account_id", F.lit("DUP-1")).withColumn("record_hash", F.lit("other")))
+    run = pipeline.new_run(cfg, "test_gate", START, "test__gate")
+    with pytest.raises(QualityGateError, match="account_id"):
+        pipeline.gated_write(spark, cfg, name, run, lambda: io.merge(spark, cfg, name, duplicated, run))
+    history = io.history(spark, cfg, name, 2).collect()
+    assert [h.operation for h in history] == ["RESTORE", "MERGE"]
+    assert history[0].version == before_version + 2
+    assert _fingerprint(cfg)[name] == tables[name]
+
+
+def test_maintenance_checks_history_then_compacts_and_vacuums_within_audit_retention(spark, bank):
+    from jobs import maintenance
+
+    cfg, _, _, tables = bank
+    names = sorted(n for n in load_catalog(cfg).tables if lineage.open_table(cfg, n) is not None)
+    findings = {n: maintenance.check_history(spark, cfg, n) for n in names}
+    # Exactly the commits made outside the pipeline (the manual fix above, without run metadata) are findings.
+    untagged = {n: [c["version"] for c in lineage.table_history(cfg, n, cfg.maintenance.history_versions)
+                    if c.get("operation") not in ("VACUUM START", "VACUUM END") and not lineage.commit_run(c).get("run_id")]
+                for n in names}
+    assert {n: len(f) for n, f in findings.items() if f} == {n: len(v) for n, v in untagged.items() if v}
+    assert len(findings["silver.accounts"]) == 2
+    assert findings["gold.customer_360"] == [] and findings["bronze.cards_transactions"] == []
+    run = pipeline.new_run(cfg, maintenance.JOB, DATES[-1], "test__maintenance")
+    report = maintenance.run_maintenance(spark, cfg, run, ["optimize", "vacuum"], names)
+    assert all(v["retention_days"] >= load_catalog(cfg).table(v["table"]).retention_days for v in report["vacuum"])
+    assert any(o["optimized"] for o in report["optimize"])
+    assert _fingerprint(cfg) == tables
+    optimized = next(o["table"] for o in report["optimize"] if o["optimized"])
+    assert lineage.commit_run(next(c for c in lineage.table_history(cfg, optimized, 5)
+                                   if c["operation"] == "OPTIMIZE"))["run_id"] == "test__maintenance"

@@ -143,3 +143,18 @@ def test_landing_files_that_drift_from_their_contract_are_refused_by_name(spark,
     with pytest.raises(LandingError, match=r"t\.csv: header does not match .*unknown columns \['Colour'\], "
                                            r"missing columns \['currency'\]"):
         read_landing(spark, FEED, str(csv_file))
+
+
+def test_catalog_names_follow_the_lakehouse_of_the_config(spark, tmp_path):
+    from c360 import io
+    from tests.conftest import make_config
+
+    # Two lakehouses in one session (tests, benchmarks): quality queries join other tables by
+    # catalog name, so each registration must point the names at the current config's lakehouse.
+    name = "silver.consents"
+    for rows, root in ((3, "first"), (5, "second"), (3, "first")):
+        cfg = make_config(tmp_path / root)
+        if not io.exists(spark, cfg, name):
+            spark.range(rows).write.format("delta").save(io.location(cfg, name))
+        assert name in io.register_catalog(spark, cfg)
+        assert spark.table(name).count() == rows
