@@ -220,7 +220,7 @@ def test_spark_backend_agrees_with_duckdb(spark, lakehouse):
     for backend in ("duckdb", "spark"):
         conf = load_identity_conf(cfg, backend=backend)
         inputs = resolve_identity.read_inputs(spark, cfg, conf)
-        subset = inputs.match.filter(F.col("unique_id").isin(*fixture) | (F.crc32("unique_id") % 8 == 0))
+        subset = inputs.match.filter(F.col("unique_id").isin(*fixture) | (F.crc32("unique_id") % 16 == 0))
         inputs = dataclasses.replace(inputs, match=subset)
         run = pipeline.new_run(cfg, resolve_identity.JOB, START, f"test__{backend}")
         linked = resolve_identity.link_records(spark, conf, run, inputs, full_relink=True)
