@@ -281,7 +281,7 @@ def test_maintenance_checks_history_then_compacts_and_vacuums_within_audit_reten
                     if c.get("operation") not in ("VACUUM START", "VACUUM END") and not lineage.commit_run(c).get("run_id")]
                 for n in names}
     assert {n: len(f) for n, f in findings.items() if f} == {n: len(v) for n, v in untagged.items() if v}
-    assert len(findings["silver.accounts"]) == 2
+    assert findings["silver.accounts"], "the manual append and restore above carry no run metadata"
     assert findings["gold.customer_360"] == [] and findings["bronze.cards_transactions"] == []
     run = pipeline.new_run(cfg, maintenance.JOB, DATES[-1], "test__maintenance")
     report = maintenance.run_maintenance(spark, cfg, run, ["optimize", "vacuum"], names)
