@@ -19,6 +19,7 @@ from typing import Callable
 from c360 import lineage, orchestration
 from c360.catalog import load_catalog
 from c360.config import Config, load_config
+from c360.identity.conf import load_identity_conf
 
 
 def demo_environ(env: str | None, customers: int | None) -> dict[str, str]:
@@ -56,21 +57,13 @@ def run(env: str | None, customers: int | None, out: Callable[[str], None]) -> i
 
 def identity_report(cfg: Config) -> dict | None:
     """The newest identity resolution report (c360.identity writes one JSON per run), if any."""
-    try:
-        from c360.identity.conf import load_identity_conf
-    except ImportError:
-        return None
     store = load_identity_conf(cfg).model.store.rstrip("/").rsplit("/", 1)[0]
     reports = sorted(Path(store, "runs").glob("*/*.json"), key=lambda p: (p.parent.name, p.stat().st_mtime))
     return json.loads(reports[-1].read_text(encoding="utf-8")) if reports else None
 
 
 def mlflow_uri(cfg: Config) -> str | None:
-    """The MLflow tracking store the pipeline logs to (identity runs, later models), if configured."""
-    try:
-        from c360.identity.conf import load_identity_conf
-    except ImportError:
-        return None
+    """The MLflow tracking store the pipeline logs to (identity runs, later models)."""
     return load_identity_conf(cfg).mlflow.tracking_uri
 
 

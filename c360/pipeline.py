@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
 import sys
+from pathlib import Path
 from typing import Callable
 
 from pyspark.sql import SparkSession
 
 from c360 import io, quality
+from c360.catalog import load_catalog
 from c360.config import Config, load_config
 from c360.run import RunContext, new_run as _new_run
 from c360.spark import get_spark
@@ -54,17 +57,74 @@ def start_job(job: str, args: argparse.Namespace) -> tuple[Config, SparkSession,
     return cfg, spark, new_run(cfg, job, args.date, args.run_id)
 
 
+def _gate_inputs(spark: SparkSession, cfg: Config, name: str) -> dict:
+    """What a suite's verdict on `name` depends on: the suite file, GX's version, and the exact
+    version (location, number, commit time) of the table and of every table its queries read."""
+    from importlib.metadata import version as package_version
+
+    suite = quality.load_suite(name)
+    catalog = load_catalog(cfg).tables
+    stamps = {t: io.version_stamp(spark, cfg, t) if t in catalog else None
+              for t in [name, *quality.referenced_tables(suite)]}
+    return {"suite_sha256": hashlib.sha256(Path(suite["path"]).read_bytes()).hexdigest(),
+            "great_expectations": package_version("great_expectations"), "tables": stamps}
+
+
+def _ledger_path(cfg: Config, name: str) -> Path:
+    return Path(cfg.path(cfg.lakehouse.quality)) / "passed" / f"{name}.json"
+
+
+def _record_pass(cfg: Config, name: str, inputs: dict, run: RunContext, result: quality.QualityResult,
+                 min_row_count: int) -> None:
+    """Remember that these exact inputs passed `name`'s suite (the last pass only, per table)."""
+    path = _ledger_path(cfg, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"inputs": inputs, "run_id": run.run_id, "min_row_count": min_row_count, "evaluated": result.evaluated,
+             "warnings": result.warnings, "validated_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(entry, indent=2, sort_keys=True), encoding="utf-8")
+    scratch.replace(path)
+
+
+def _earlier_pass(cfg: Config, name: str, inputs: dict, min_row_count: int) -> dict | None:
+    """The recorded pass of exactly these inputs at a row floor at least as strict, if any."""
+    try:
+        entry = json.loads(_ledger_path(cfg, name).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    same = entry.get("inputs") == inputs and None not in inputs["tables"].values()
+    return entry if same and entry.get("min_row_count", -1) >= min_row_count else None
+
+
 def audit(spark: SparkSession, cfg: Config, name: str, previous_version: int | None,
-          run: RunContext) -> quality.QualityResult:
-    """Run `name`'s quality suite on its current version, with row-count sanity against `previous_version`."""
+          run: RunContext, reuse_passed: bool = False) -> quality.QualityResult:
+    """Run `name`'s quality suite on its current version, with row-count sanity against `previous_version`.
+
+    With reuse_passed, a version whose suite already passed on the same inputs (the table and every
+    table its queries read at the same versions, the same suite file) is not validated again: Delta
+    versions never change, so the verdict could not either.
+    """
     previous_rows = 0 if previous_version is None else io.read(spark, cfg, name, version=previous_version).count()
+    floor = math.floor(previous_rows * cfg.quality.min_row_ratio_vs_previous)
+    inputs = _gate_inputs(spark, cfg, name)
+    earlier = _earlier_pass(cfg, name, inputs, floor) if reuse_passed else None
+    if earlier is not None:
+        summary = (f"quality {name} (run {run.run_id}): PASSED, unchanged since run {earlier['run_id']} passed "
+                   f"its {earlier['evaluated']} expectations ({len(earlier['warnings'])} warnings); not run again")
+        log.info("%s", summary)
+        return quality.QualityResult(table=name, success=True, evaluated=earlier["evaluated"], critical_failures=[],
+                                     warnings=list(earlier["warnings"]), summary=summary, data_docs_index=None)
     io.register_catalog(spark, cfg)
-    return quality.validate(
-        io.read(spark, cfg, name), name,
+    # The version stamped in `inputs`, not whatever is current by the time GX reads it.
+    version = inputs["tables"][name]["version"] if inputs["tables"][name] else None
+    result = quality.validate(
+        io.read(spark, cfg, name, version=version), name,
         quality_root=cfg.path(cfg.lakehouse.quality), run_id=run.run_id,
-        parameters={"min_row_count": math.floor(previous_rows * cfg.quality.min_row_ratio_vs_previous)},
-        build_docs=False,
+        parameters={"min_row_count": floor}, build_docs=False,
     )
+    if result.success:
+        _record_pass(cfg, name, inputs, run, result, floor)
+    return result
 
 
 def check_batch(spark: SparkSession, cfg: Config, name: str, batch, run: RunContext) -> quality.QualityResult:

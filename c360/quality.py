@@ -164,6 +164,12 @@ def _parameter_names(value: Any) -> set[str]:
     return set()
 
 
+def referenced_tables(suite: dict) -> list[str]:
+    """Catalog tables that the suite's queries read besides the validated frame."""
+    queries = [e["kwargs"].get("unexpected_rows_query") for e in suite["expectations"]]
+    return sorted({t for q in queries if isinstance(q, str) for t in _TABLE_REFERENCE.findall(q)} - {suite["table"]})
+
+
 def _missing_tables(spark, suite: dict) -> dict[int, list[str]]:
     """Per entry index, the catalog tables its SQL names that the session catalog does not hold."""
     missing: dict[int, list[str]] = {}

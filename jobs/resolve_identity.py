@@ -229,11 +229,14 @@ class _Linked:
     clusters: DataFrame
     clean: DataFrame | None
     seconds: dict
+    cached: list[DataFrame]
 
 
 def _score(be: Backend, linker: Linker, conf: IdentityConf, match: DataFrame, resolvable: DataFrame,
-           state: _State, decisions: DataFrame, mode: str) -> tuple[matching.Scored, DataFrame | None, DataFrame]:
-    """Score candidate pairs: all of them (full) or only those of changed records (incremental)."""
+           state: _State, decisions: DataFrame, mode: str, cached: list[DataFrame]
+           ) -> tuple[matching.Scored, DataFrame | None, DataFrame]:
+    """Score candidate pairs: all of them (full) or only those of changed records (incremental); what it
+    persists goes on `cached`, for the run to release."""
     low = min(conf.review_band.low, conf.match_threshold)
     empty_edges = match.sparkSession.createDataFrame(
         [], "unique_id_l string, unique_id_r string, match_probability double, rule string, strength double")
@@ -241,6 +244,7 @@ def _score(be: Backend, linker: Linker, conf: IdentityConf, match: DataFrame, re
         return matching.score_all(be, linker, low), None, empty_edges
     dirty = changed_records(match, state.xref, decisions).persist()
     clean = match.join(dirty, on="unique_id", how="left_anti").persist()
+    cached += [dirty, clean]
     changed = resolvable.join(dirty, on="unique_id", how="left_semi")
     if changed.isEmpty():
         pairs = match.sparkSession.createDataFrame([], matching.PAIR_SCHEMA)
@@ -263,7 +267,9 @@ def _link(spark: SparkSession, conf: IdentityConf, run: RunContext, match: DataF
         stale = state.xref is not None and state.xref.filter(F.col("model_version") != stored.version).limit(1).count() > 0
         mode = "full" if full_relink or trained or state.xref is None or stale else "incremental"
         linker = Linker(inputs, model.settings_for(stored.settings, conf, be.dialect), log_level=logging.WARNING)
-        scored, clean, existing = _score(be, linker, conf, match, resolvable, state, decisions, mode)
+        cached: list[DataFrame] = []
+        scored, clean, existing = _score(be, linker, conf, match, resolvable, state, decisions, mode, cached)
+        cached.append(scored.pairs)
         seconds.update(scored.seconds)
         started = time.perf_counter()
         deterministic = matching.deterministic_edges(match, conf.deterministic_rules.enabled())
@@ -281,7 +287,7 @@ def _link(spark: SparkSession, conf: IdentityConf, run: RunContext, match: DataF
     finally:
         be.close()
     log.info("identity: %s run, model %s, %d comparisons", mode, stored.version, scored.comparisons)
-    return _Linked(mode, stored.version, trained, scored, edges, clusters, clean, seconds)
+    return _Linked(mode, stored.version, trained, scored, edges, clusters, clean, seconds, cached)
 
 
 def _write(spark: SparkSession, cfg: Config, run: RunContext, frames: dict[str, DataFrame]) -> dict[str, io.WriteStats]:
@@ -314,6 +320,7 @@ def _tables(spark: SparkSession, conf: IdentityConf, run: RunContext, records: D
     previous = state.xref if state.xref is not None else spark.createDataFrame(
         [], "unique_id string, customer_id string")
     assignment = stable_ids.assign_customer_ids(linked.clusters, previous, run.run_date).persist()
+    linked.cached.append(assignment)
     customer_of = linked.clusters.join(assignment, on="cluster_key", how="inner").select(
         "unique_id", "customer_id").persist()
     xref = build_customer_xref(match, customer_of, record_links(linked.edges, customer_of), state.xref,
@@ -399,7 +406,8 @@ def run_resolution(spark: SparkSession, cfg: Config, run: RunContext, full_relin
     report.seconds["total"] = sum(report.seconds.values())
     store.save_report(spark, conf, run.run_id, run.run_date, report.as_dict())
     _log_run(conf, report)
-    for frame in (inputs.match, inputs.decisions, linked.edges, linked.clusters, customer_of, frames[XREF]):
+    for frame in (inputs.match, inputs.decisions, linked.edges, linked.clusters, customer_of, frames[XREF],
+                  *linked.cached):
         frame.unpersist()
     if inputs.state.xref is not None:
         inputs.state.xref.unpersist()

@@ -220,18 +220,25 @@ def test_spark_backend_agrees_with_duckdb(spark, lakehouse):
     for backend in ("duckdb", "spark"):
         conf = load_identity_conf(cfg, backend=backend)
         inputs = resolve_identity.read_inputs(spark, cfg, conf)
-        subset = inputs.match.filter(F.col("unique_id").isin(*fixture) | (F.crc32("unique_id") % 16 == 0))
+        every = inputs.match
+        subset = every.filter(F.col("unique_id").isin(*fixture) | (F.crc32("unique_id") % 16 == 0))
         inputs = dataclasses.replace(inputs, match=subset)
         run = pipeline.new_run(cfg, resolve_identity.JOB, START, f"test__{backend}")
         linked = resolve_identity.link_records(spark, conf, run, inputs, full_relink=True)
         assert linked.mode == "full" and not linked.trained and linked.scored.comparisons > 0
         clusters[backend] = linked.clusters.withColumnRenamed("cluster_key", "customer_id").persist()
+        for frame in (every, inputs.decisions, linked.edges, linked.clusters, *linked.cached):
+            frame.unpersist()
     agreement = evaluation.accuracy(clusters["spark"], clusters["duckdb"].withColumnRenamed("customer_id", "person_id"))
     assert agreement["pairwise_f1"] >= 0.99, agreement
     by_key: dict[str, set[str]] = {}
     for r in clusters["spark"].filter(F.col("unique_id").isin(*fixture)).collect():
         by_key.setdefault(r.customer_id, set()).add(r.unique_id)
     assert sorted(by_key.values(), key=sorted) == sorted(EXPECTED, key=sorted)
+    # Splink on Spark caches each intermediate table; closing the backend released them.
+    assert not [t.name for t in spark.catalog.listTables() if t.isTemporary and t.name.startswith("__splink__")]
+    for frame in clusters.values():
+        frame.unpersist()
 
 
 @pytest.mark.slow

@@ -291,3 +291,36 @@ def test_a_real_silver_suite_passes_on_valid_rows(spark, tmp_path):
     result = quality.validate(spark.createDataFrame([row], schema), "silver.accounts", quality_root=tmp_path,
                               run_id="test-run", parameters={"min_row_count": 1}, build_docs=False)
     assert result.success, result.summary
+
+
+def test_a_passed_version_is_not_validated_again_until_it_or_a_table_its_suite_reads_changes(spark, tmp_path):
+    from c360 import pipeline
+    from tests.conftest import make_config
+
+    cfg = make_config(tmp_path)
+    run = pipeline.new_run(cfg, "test_quality", dt.date(2026, 10, 1), "test__ledger")
+    records = io.schema_of(CATALOG.table("silver.customer_records"))
+    customer = {f.name: None for f in records} | {"source_system": "core_banking", "source_record_id": "C1",
+                                                   "is_current": True}
+    io.append(spark, cfg, "silver.customer_records", spark.createDataFrame([customer], records), run)
+    account = ("core_banking", "100001", "C1", "current", "GBP", dt.date(2020, 1, 5), None, "active", None, None,
+               dt.datetime(2026, 10, 1, 9, 30), "a" * 64)
+    accounts = spark.createDataFrame([account], io.schema_of(CATALOG.table("silver.accounts")))
+    io.append(spark, cfg, "silver.accounts", accounts, run)
+
+    def check():
+        return pipeline.audit(spark, cfg, "silver.accounts", None, run, reuse_passed=True)
+
+    first = check()
+    assert first.success and "not run again" not in first.summary
+    again = check()
+    assert again.success and "not run again" in again.summary and again.evaluated == first.evaluated
+    # A table the suite's queries read changed: its verdict may change, so it runs again.
+    io.append(spark, cfg, "silver.customer_records",
+              spark.createDataFrame([customer | {"source_record_id": "C2"}], records), run)
+    assert "not run again" not in check().summary
+    # The table itself changed, and badly: GX runs and fails, and a failure is never reused.
+    io.append(spark, cfg, "silver.accounts", accounts, run)
+    for _ in range(2):
+        failed = check()
+        assert not failed.success and "one row per account" in failed.summary

@@ -16,6 +16,7 @@ from c360.datagen.contract import FeedSpec, malformed_temporal
 
 REASONS = ("truncated_record", "malformed_date", "malformed_number", "negative_amount",
            "unknown_currency", "missing_required", "duplicate_key")
+# ISO 4217 "no currency" (XXX), a pence code some feeds use (GBX) and no code at all (ZZZ).
 UNKNOWN_CURRENCIES = ("XXX", "GBX", "ZZZ")
 MALFORMED_NUMBERS = ("N/A", "12..50", "1O0.00", "twelve", "12.50 GBP")
 # Once a file reaches this many rows it carries every defect its feed is eligible for, so a

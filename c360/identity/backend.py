@@ -53,9 +53,15 @@ class Backend:
         return frame if schema is None else frame.select(*[frame[f.name].cast(f.dataType) for f in schema.fields])
 
     def close(self) -> None:
-        """Release the backend's tables (DuckDB: the in-memory database)."""
+        """Release the backend's tables (DuckDB: the in-memory database; Spark: Splink's cached views)."""
         if self.name == "duckdb":
             self.db_api.duckdb_con.close()
+            return
+        # Splink keeps every intermediate table as a cached temporary view, and dropping a view
+        # uncaches it: without this a long-lived session (a notebook, the tests) fills its memory.
+        for table in self.spark.catalog.listTables():
+            if table.isTemporary and table.name.startswith("__splink__"):
+                self.spark.catalog.dropTempView(table.name)
 
 
 def _duckdb(conf: IdentityConf):
