@@ -4,7 +4,7 @@ For each size: a fresh lakehouse and AIRFLOW_HOME, the default synthetic bank ov
 dates, and one c360_daily run per date, in order (a backfill). Prints wall seconds per task
 (per date and summed) and in total, and the share of that spent starting JVMs: from the
 spark-submit command to the job's SparkSession being ready, read from the task logs. Figures
-are appended to bench/results/airflow.jsonl.
+are appended to bench/results/airflow.jsonl and plotted in bench/results/airflow.png.
 
 Run with `python bench/run_airflow.py --customers 10000 100000` (`--days` to change the dates).
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -24,10 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _results  # noqa: E402
+from bench._results import RESULTS  # noqa: E402
 from c360 import orchestration  # noqa: E402
 from c360.config import load_config  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z ")
 
 
@@ -110,21 +110,44 @@ def show(figures: dict) -> None:
         out(f"  {task_id:24} {t['seconds']:8.0f} {t['jvm_start_seconds']:9.0f}   {dates}\n")
 
 
+def plot(path: Path) -> None:
+    """Per size (newest run of each): stacked seconds per task, the part spent starting JVMs hatched."""
+    plt = _results.pyplot()
+    latest = {row["customers"]: row for row in _results.read("airflow")}
+    runs = [latest[k] for k in sorted(latest)]
+    tasks = list(dict.fromkeys(t for r in runs for t in r["tasks"]))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = [f"{r['customers']:,} customers\n{r['days']} dates" for r in runs]
+    bottom = [0.0] * len(runs)
+    for i, task in enumerate(tasks):
+        color = plt.cm.tab10(i % 10)
+        jvm = [r["tasks"].get(task, {}).get("jvm_start_seconds", 0.0) for r in runs]
+        work = [r["tasks"].get(task, {}).get("seconds", 0.0) - j for r, j in zip(runs, jvm)]
+        ax.bar(labels, jvm, bottom=bottom, color=color, hatch="//", edgecolor="white")
+        bottom = [b + j for b, j in zip(bottom, jvm)]
+        ax.bar(labels, work, bottom=bottom, color=color, label=task)
+        bottom = [b + w for b, w in zip(bottom, work)]
+    ax.set_ylabel("wall seconds (2 cores)")
+    ax.set_title("c360_daily through Airflow: seconds per task (hatched: JVM start)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> int:
-    """Run each size, print and record the figures."""
+    """Run each size, print, record and plot the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=ROOT / ".cache" / "bench-airflow")
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = _results.stamp()
     for size in args.customers:
         figures = bench_size(size, args.days, args.workdir / str(size))
         show(figures)
-        with open(RESULTS / "airflow.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"at": stamp, "cpus": os.cpu_count(), **figures}) + "\n")
-    sys.stdout.write(f"figures appended to {RESULTS / 'airflow.jsonl'}\n")
+        path = _results.append("airflow", [figures], stamp)
+        plot(RESULTS / "airflow.png")
+    sys.stdout.write(f"figures appended to {path}, chart {RESULTS / 'airflow.png'}\n")
     return 0
 
 

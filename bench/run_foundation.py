@@ -23,6 +23,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _results  # noqa: E402
+from bench._results import RESULTS  # noqa: E402
 from c360 import io, pipeline  # noqa: E402
 from c360.catalog import load_catalog  # noqa: E402
 from c360.config import load_config  # noqa: E402
@@ -30,7 +32,6 @@ from c360.datagen import DatagenParams, generate_bank  # noqa: E402
 from c360.spark import get_spark  # noqa: E402
 from jobs import bronze_ingest, silver_conform  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 
 
 class PeakMemory:
@@ -101,11 +102,7 @@ def bench_size(size: int, days: int, workdir: Path) -> list[dict]:
 
 def plot(figures: list[dict], path: Path) -> None:
     """Bar chart of seconds per step for each size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _results.pyplot()
     sizes = sorted({f["customers"] for f in figures})
     steps = list(dict.fromkeys(f["step"] for f in figures))
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -129,15 +126,12 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".cache" / "bench")
     args = parser.parse_args()
     pipeline.configure_logging()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = _results.stamp()
     figures = []
     # Each size's figures are recorded as soon as it finishes, so a long larger size loses nothing.
     for size in args.customers:
         sized = bench_size(size, args.days, args.workdir / str(size))
-        with open(RESULTS / "foundation.jsonl", "a") as fh:
-            for f in sized:
-                fh.write(json.dumps({"at": stamp, **f}) + "\n")
+        _results.append("foundation", sized, stamp)
         figures += sized
         plot(figures, RESULTS / "foundation.png")
     sys.stdout.write(f"figures appended to {RESULTS / 'foundation.jsonl'}, chart {RESULTS / 'foundation.png'}\n")

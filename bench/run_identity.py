@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 from pyspark.sql import functions as F  # noqa: E402
 
 from bench.run_foundation import PeakMemory  # noqa: E402
+from bench import _results  # noqa: E402
+from bench._results import RESULTS  # noqa: E402
 from c360 import io, pipeline  # noqa: E402
 from c360.catalog import load_catalog  # noqa: E402
 from c360.config import load_config  # noqa: E402
@@ -44,7 +46,6 @@ from c360.datagen.systems import CUSTOMER_FEEDS, build_initial_records, date_to_
 from c360.spark import get_spark  # noqa: E402
 from jobs import bronze_ingest, resolve_identity, silver_conform  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
 # Source customer records per person in the generated bank (measured: 28,808 records / 10,059 persons).
 RECORDS_PER_PERSON = 2.86
 FEEDS = [*CUSTOMER_FEEDS.items(), ("cards", "accounts")]
@@ -131,16 +132,11 @@ def bench(records: int, backend: str, workdir: Path, seed: int) -> dict:
 PHASES = ("features", "training", "blocking", "prediction", "clustering", "tables")
 
 
-def plot(results: Path, path: Path) -> None:
-    """Stacked bars of seconds per phase, newest figures for each size and backend in `results`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(path: Path) -> None:
+    """Stacked bars of seconds per phase, the newest figures of each size and backend."""
+    plt = _results.pyplot()
     latest: dict = {}
-    for line in results.read_text().splitlines():
-        row = json.loads(line)
+    for row in _results.read("identity"):
         latest[(row["backend"], row["records"])] = row
     runs = [latest[k] for k in sorted(latest)]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -171,15 +167,13 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / ".cache" / "bench_identity")
     args = parser.parse_args()
     pipeline.configure_logging()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    stamp = _results.stamp()
     for records in args.records:
         figures = bench(records, args.backend, args.workdir / f"{args.backend}_{records}", args.seed)
         sys.stdout.write(json.dumps(figures) + "\n")
         sys.stdout.flush()
-        with open(RESULTS / "identity.jsonl", "a") as fh:
-            fh.write(json.dumps({"at": stamp, **figures}) + "\n")
-        plot(RESULTS / "identity.jsonl", RESULTS / "identity.png")
+        _results.append("identity", [figures], stamp)
+        plot(RESULTS / "identity.png")
     sys.stdout.write(f"figures appended to {RESULTS / 'identity.jsonl'}, chart {RESULTS / 'identity.png'}\n")
     return 0
 
