@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 # Two workers on two cores: one test JVM kept about 1.5 cores busy (measured), and the Airflow
 # tests mostly wait on their spark-submit children, so a second worker uses what is left.
 TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup test test-quick demo bench clean constraints airflow-db airflow-ui
 
@@ -25,10 +26,10 @@ $(JARS): jars/pom.xml | $(STAMP)
 	touch $@
 
 test: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-quick: setup
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/c360 demo
