@@ -24,6 +24,7 @@ QUARANTINE_REASONS = (
     "unknown_currency", "missing_required", "duplicate_key",
 )
 _COLUMN_TYPES = {"string", "date", "timestamp", "decimal", "int"}
+_FORMATS = {"csv", "jsonl"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class SourceColumn:
     required: bool = False
     min: float | None = None
     allowed: tuple[str, ...] | None = None
+    domain: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,14 @@ class Catalog:
             raise ConfigError(f"unknown source feed '{system}.{feed}'; known: {', '.join(sorted(self.feeds))}") from None
 
 
-def _parse_feeds(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], dict[str, tuple[str, ...]]]:
+def parse_sources(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], dict[str, tuple[str, ...]]]:
+    """The feeds ("system.feed") and value domains of a parsed sources.yaml, validated; `origin` names
+    the file in errors. The one reader of the landing contract: ingest and the generator share it."""
     domains = {k: tuple(v) for k, v in (sources.get("domains") or {}).items()}
     feeds: dict[str, SourceFeed] = {}
     for system, sys_spec in (sources.get("systems") or {}).items():
+        if sys_spec.get("format") not in _FORMATS:
+            raise ConfigError(f"{origin}: systems.{system}.format must be one of {sorted(_FORMATS)}")
         for feed, feed_spec in sys_spec["feeds"].items():
             where = f"{origin}: systems.{system}.feeds.{feed}"
             columns = []
@@ -132,7 +138,7 @@ def _parse_feeds(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], dic
                 columns.append(SourceColumn(
                     name=name, header=str(col["header"]), type=col["type"], format=col.get("format"),
                     required=bool(col.get("required", False)), min=col.get("min"),
-                    allowed=domains[allowed] if allowed else None,
+                    allowed=domains[allowed] if allowed else None, domain=allowed,
                 ))
             key = tuple(feed_spec["key"])
             unknown = set(key) - {c.name for c in columns}
@@ -183,7 +189,7 @@ def _table_spec(name: str, spec: dict, defaults: dict, origin: str) -> TableSpec
 def _load(conf_dir: Path) -> Catalog:
     sources = read_conf_yaml(conf_dir, "sources.yaml")
     tables_doc = read_conf_yaml(conf_dir, "tables.yaml")
-    feeds, domains = _parse_feeds(sources, str(conf_dir / "sources.yaml"))
+    feeds, domains = parse_sources(sources, str(conf_dir / "sources.yaml"))
     defaults = tables_doc.get("defaults", {})
     tables = {f.bronze_table: _bronze_spec(f, defaults.get("bronze", {})) for f in feeds.values()}
     for name, spec in (tables_doc.get("tables") or {}).items():

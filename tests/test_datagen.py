@@ -342,3 +342,14 @@ def test_truth_stays_outside_landing_and_reruns_replace(tmp_path):
     assert dates == {"date=2026-10-01"}
     assert not list((tmp_path / "landing").rglob("*.json")) and not (tmp_path / "landing" / "truth").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_generator_reads_the_contract_through_the_catalog_and_its_errors(tmp_path):
+    from c360.config import ConfigError
+
+    text = SOURCES.read_text(encoding="utf-8")
+    broken = tmp_path / "sources.yaml"
+    broken.write_text(text.replace("allowed: currency", "allowed: currencies", 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"sources\.yaml: systems\.\w+\.feeds\.\w+\.columns\.\w+: unknown domain 'currencies'"):
+        generate_bank(PARAMS, tmp_path / "landing", tmp_path / "truth", broken)
+    assert not (tmp_path / "landing").exists()

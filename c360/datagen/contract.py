@@ -1,4 +1,4 @@
-"""Typed view of conf/sources.yaml, the landing contract the generator and bronze ingest share."""
+"""The generator's view of conf/sources.yaml (parsed by c360.catalog, which bronze ingest reads too): file quirks and date formats."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
+
+from c360.catalog import SourceColumn, parse_sources
 
 # File quirks sources.yaml only describes in comments; a key of the same name in a system's
 # YAML block wins, so the contract can take these over without a code change.
@@ -150,31 +152,23 @@ def malformed_temporal(fmt: str, when: dt.datetime, variant: int) -> str:
     return "".join(fields.get(part, part.replace("%%", "%")) for part in _FIELD.split(fmt))
 
 
-def _column(name: str, raw: dict, domains: dict[str, tuple[str, ...]]) -> ColumnSpec:
-    fmt = spark_to_strftime(raw["format"]) if raw.get("format") else None
-    allowed = domains[raw["allowed"]] if raw.get("allowed") else None
-    minimum = float(raw["min"]) if raw.get("min") is not None else None
-    return ColumnSpec(name=name, header=str(raw["header"]), type=raw["type"], fmt=fmt,
-                      required=bool(raw.get("required", False)), min=minimum, allowed=allowed,
-                      domain=raw.get("allowed"))
+def _column(col: SourceColumn) -> ColumnSpec:
+    return ColumnSpec(name=col.name, header=col.header, type=col.type,
+                      fmt=spark_to_strftime(col.format) if col.format else None, required=col.required,
+                      min=float(col.min) if col.min is not None else None, allowed=col.allowed, domain=col.domain)
 
 
 def load_contract(path: Path) -> Contract:
-    """Read sources.yaml at `path` into a Contract."""
+    """Read sources.yaml at `path` into a Contract, parsed and validated by the catalog's own reader."""
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    domains = {name: tuple(values) for name, values in raw.get("domains", {}).items()}
+    parsed, domains = parse_sources(raw, str(path))
     feeds = {}
-    for system, sys_raw in raw["systems"].items():
-        quirks = {**_SYSTEM_QUIRKS.get(system, {}),
+    for source in parsed.values():
+        sys_raw = raw["systems"][source.system]
+        quirks = {**_SYSTEM_QUIRKS.get(source.system, {}),
                   **{k: sys_raw[k] for k in ("bom", "header_suffix") if k in sys_raw}}
-        file_format = sys_raw["format"]
-        if file_format not in FILE_EXTENSIONS:
-            raise ValueError(f"{system}: unsupported landing format {file_format!r}")
-        for feed, feed_raw in sys_raw["feeds"].items():
-            columns = tuple(_column(n, c, domains) for n, c in feed_raw["columns"].items())
-            feeds[(system, feed)] = FeedSpec(
-                system=system, feed=feed, file_format=file_format,
-                delimiter=sys_raw.get("delimiter", ","), columns=columns,
-                key=tuple(feed_raw.get("key", ())), bom=bool(quirks.get("bom", False)),
-                header_suffix=str(quirks.get("header_suffix", "")))
+        feeds[(source.system, source.feed)] = FeedSpec(
+            system=source.system, feed=source.feed, file_format=source.format, delimiter=source.delimiter,
+            columns=tuple(_column(c) for c in source.columns), key=source.key,
+            bom=bool(quirks.get("bom", False)), header_suffix=str(quirks.get("header_suffix", "")))
     return Contract(feeds=feeds, domains=domains)
