@@ -100,15 +100,18 @@ def bench_size(size: int, days: int, workdir: Path) -> list[dict]:
     return figures
 
 
-def plot(figures: list[dict], path: Path) -> None:
-    """Bar chart of seconds per step for each size."""
+def plot(path: Path) -> None:
+    """Bar chart of seconds per step for each size: the newest recorded figures of each size."""
     plt = _results.pyplot()
-    sizes = sorted({f["customers"] for f in figures})
-    steps = list(dict.fromkeys(f["step"] for f in figures))
+    latest: dict = {}
+    for row in _results.read("foundation"):
+        latest[(row["customers"], row["step"])] = row
+    sizes = sorted({size for size, _ in latest})
+    steps = list(dict.fromkeys(step for _, step in latest))
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(sizes)
     for i, size in enumerate(sizes):
-        secs = [next((f["seconds"] for f in figures if f["customers"] == size and f["step"] == s), 0) for s in steps]
+        secs = [latest[(size, s)]["seconds"] if (size, s) in latest else 0 for s in steps]
         ax.bar([x + i * width for x in range(len(steps))], secs, width, label=f"{size:,} customers")
     ax.set_xticks([x + width * (len(sizes) - 1) / 2 for x in range(len(steps))], steps)
     ax.set_ylabel("wall seconds (2 cores)")
@@ -127,13 +130,10 @@ def main() -> int:
     args = parser.parse_args()
     pipeline.configure_logging()
     stamp = _results.stamp()
-    figures = []
     # Each size's figures are recorded as soon as it finishes, so a long larger size loses nothing.
     for size in args.customers:
-        sized = bench_size(size, args.days, args.workdir / str(size))
-        _results.append("foundation", sized, stamp)
-        figures += sized
-        plot(figures, RESULTS / "foundation.png")
+        _results.append("foundation", bench_size(size, args.days, args.workdir / str(size)), stamp)
+        plot(RESULTS / "foundation.png")
     sys.stdout.write(f"figures appended to {RESULTS / 'foundation.jsonl'}, chart {RESULTS / 'foundation.png'}\n")
     return 0
 
