@@ -330,8 +330,10 @@ def _tables(spark: SparkSession, conf: IdentityConf, run: RunContext, records: D
         dt.datetime.combine(run.run_date, dt.time.min))
     events = stable_ids.build_identity_events(linked.clusters, previous, assignment, run)
     band = conf.review_band
-    pairs = linked.scored.pairs.withColumn("match_probability",
-                                           F.round("match_probability", conf.probability_decimals))
+    # Stored rounded: the last digits of a float sum differ between runs of the same pairs (seen
+    # between a backfill and daily runs of the same dates), and a stored value must not.
+    pairs = linked.scored.pairs.withColumns({c: F.round(c, conf.probability_decimals)
+                                             for c in ("match_probability", "match_weight")})
     queue = review.build_identity_review(pairs, customer_of, state.review, decisions, band.low, band.high, run)
     return {XREF: xref, GOLDEN: golden, EVENTS: events, REVIEW: queue}, customer_of
 

@@ -40,10 +40,14 @@ class Backend:
         return self.db_api.register(table, table_name=name) if name else self.db_api.register(table)
 
     def to_spark(self, sdf, schema: T.StructType | None = None) -> DataFrame:
-        """A Splink result table as a Spark DataFrame (copied through Arrow from DuckDB)."""
+        """A Splink result table as a materialised Spark DataFrame (copied through Arrow from DuckDB)."""
         if self.name == "spark":
             frame = sdf.as_spark_dataframe()
-            return frame if schema is None else frame.select(*[f.name for f in schema.fields])
+            frame = frame if schema is None else frame.select(*[f.name for f in schema.fields])
+            # Materialised, as DuckDB's results are: what the job builds on it then neither carries
+            # Splink's whole SQL pipeline in its plans nor recomputes it once close() drops Splink's
+            # cached views.
+            return frame.checkpoint() if self.reliable_checkpoints else frame.localCheckpoint()
         table = sdf.as_pyarrow_table()
         if schema is not None:
             table = table.select([f.name for f in schema.fields])
@@ -86,7 +90,8 @@ def _spark(spark: SparkSession, conf: IdentityConf):
     # running session keeps the one SparkSession factory untouched and needs no download.
     spark.sql(f"ADD JAR '{similarity_jar_location()}'")
     sb = conf.spark_backend
-    if sb.break_lineage_method in ("parquet", "delta_lake_files") and sb.checkpoint_dir:
+    if sb.checkpoint_dir:
+        # Reliable checkpoints (register, to_spark) and Splink's parquet lineage breaks go here.
         spark.sparkContext.setCheckpointDir(sb.checkpoint_dir)
     return SparkAPI(spark_session=spark, break_lineage_method=sb.break_lineage_method,
                     num_partitions_on_repartition=sb.num_partitions_on_repartition)
