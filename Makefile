@@ -32,7 +32,7 @@ test-quick: setup
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # Three dates of c360_daily backfilled through Airflow against the same dates run once each:
-# 31 minutes on its own (measured), so apart from `make test`; .ci/run runs both. One module: one worker.
+# 31-33 minutes on its own (measured), so apart from `make test`; .ci/run runs both. One module: one worker.
 test-backfill: setup
 	$(PY) -m pytest -m backfill $(PYTEST_ARGS)
 

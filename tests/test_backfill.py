@@ -7,7 +7,7 @@ on its own, as the scheduled daily runs would: the same jobs for the same logica
 test's SparkSession. Every table must then hold the same rows, apart from the columns that only
 name the run that wrote a row (run ids and the times runs started).
 
-The module took 31 minutes on two cores (measured: the daily runs 10, the backfill 20), so it is
+The module took 31 to 33 minutes on two cores (measured: the daily runs 10, the backfill 20), so it is
 not part of `make test`: `make test-backfill` runs it, and so does `.ci/run`, after `make test`.
 """
 
