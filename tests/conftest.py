@@ -30,6 +30,29 @@ def make_config(root: Path, **overrides: str) -> Config:
     return load_config(env="local", environ={**{k: v for k, v in os.environ.items() if not k.startswith("C360__")}, **environ})
 
 
+def airflow_bank_environ(lakehouse: Path, data: Path, start, days: int) -> dict[str, str]:
+    """C360__* settings for a bank run through Airflow: a lakehouse (with its Airflow home and lineage)
+    under `lakehouse`, landing files and truth under `data`; the Airflow processes and the spark-submit
+    jobs see them too. The rest of the process environment is kept, other C360__/AIRFLOW* keys dropped."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("C360__", "AIRFLOW"))},
+        "C360__LAKEHOUSE__ROOT": str(lakehouse / "lakehouse"), "C360__LAKEHOUSE__QUALITY": str(lakehouse / "quality"),
+        "C360__LINEAGE__EVENTS": str(lakehouse / "lineage"),
+        "C360__ORCHESTRATION__AIRFLOW_HOME": str(lakehouse / "airflow"),
+        "C360__LAKEHOUSE__LANDING": str(data / "landing"), "C360__LAKEHOUSE__TRUTH": str(data / "truth"),
+        # 300 customers, seed 7: the later dates change and add customer records (smaller banks
+        # may see no life event that day), so silver has later versions to time-travel from.
+        "C360__DATAGEN__CUSTOMERS": "300", "C360__DATAGEN__SEED": "7", "C360__DATAGEN__DAYS": str(days),
+        "C360__DATAGEN__START_DATE": start.isoformat(), "C360__ORCHESTRATION__DEMO": "true",
+        # A failing task fails the run now: retries would wait out the production backoff.
+        "C360__ORCHESTRATION__RETRIES": "0",
+        # As the shared session below: local[2] on two cores, one shuffle partition for tiny frames;
+        # 2g leaves room for the test session's JVM beside a spark-submit job's.
+        "C360__SPARK__MASTER": "local[2]", "C360__SPARK__SHUFFLE_PARTITIONS": "1",
+        "C360__SPARK__DRIVER_MEMORY": "2g", "C360__SPARK__LOG_LEVEL": "ERROR",
+    }
+
+
 # Longest modules first: with `make test`'s two workers (--dist loadfile) each of these two starts
 # at once on its own worker and the short modules fill in beside them.
 _FIRST = ("test_pipeline_integration.py", "test_identity.py")

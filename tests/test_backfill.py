@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from c360.catalog import load_catalog
 from c360.config import load_config
 from c360.datagen import generate_bank
 from jobs import bronze_ingest, publish_gold, resolve_identity, silver_conform
+from tests.conftest import airflow_bank_environ
 
 pytestmark = [pytest.mark.slow, pytest.mark.backfill]
 START = dt.date(2026, 10, 1)
@@ -36,22 +36,8 @@ RUN_COLUMNS = {"_ingested_at", "ingested_at", "run_id", "resolved_run_id", "reso
 
 
 def _environ(root: Path, lakehouse: str) -> dict[str, str]:
-    """C360__* settings of one lakehouse over the shared landing folder (the Airflow processes see them too)."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("C360__", "AIRFLOW"))},
-        "C360__LAKEHOUSE__ROOT": str(root / lakehouse / "lakehouse"),
-        "C360__LAKEHOUSE__QUALITY": str(root / lakehouse / "quality"),
-        "C360__LINEAGE__EVENTS": str(root / lakehouse / "lineage"),
-        "C360__ORCHESTRATION__AIRFLOW_HOME": str(root / lakehouse / "airflow"),
-        "C360__LAKEHOUSE__LANDING": str(root / "landing"), "C360__LAKEHOUSE__TRUTH": str(root / "truth"),
-        # The pipeline test's bank: 300 customers, seed 7, whose later dates change and add records.
-        "C360__DATAGEN__CUSTOMERS": "300", "C360__DATAGEN__SEED": "7", "C360__DATAGEN__DAYS": str(len(DATES)),
-        "C360__DATAGEN__START_DATE": START.isoformat(), "C360__ORCHESTRATION__DEMO": "true",
-        "C360__ORCHESTRATION__RETRIES": "0",
-        # The shared test session's settings (tests/conftest.py), so both lakehouses run Spark alike.
-        "C360__SPARK__MASTER": "local[2]", "C360__SPARK__SHUFFLE_PARTITIONS": "1",
-        "C360__SPARK__DRIVER_MEMORY": "2g", "C360__SPARK__LOG_LEVEL": "ERROR",
-    }
+    """Settings of one lakehouse over the shared landing folder and truth."""
+    return airflow_bank_environ(root / lakehouse, root, START, len(DATES))
 
 
 def _content(cfg) -> dict[str, list[str]]:

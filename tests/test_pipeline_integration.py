@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from c360.config import load_config
 from c360.datagen import generate_bank
 from c360.errors import QualityGateError
 from jobs import bronze_ingest, silver_conform
+from tests.conftest import airflow_bank_environ
 
 pytestmark = pytest.mark.slow
 START = dt.date(2026, 10, 1)
@@ -38,29 +38,11 @@ LAYERS_BEFORE_AIRFLOW = ("bronze.", "silver.customer_records", "silver.accounts"
                          "silver.offers", "silver.offer_responses", "silver.complaints", "silver.consents")
 
 
-def _environ(root: Path) -> dict[str, str]:
-    """C360__* settings of the test lakehouse; the Airflow processes and the spark-submit jobs see them too."""
-    return {
-        "C360__LAKEHOUSE__ROOT": str(root / "lakehouse"), "C360__LAKEHOUSE__LANDING": str(root / "landing"),
-        "C360__LAKEHOUSE__TRUTH": str(root / "truth"), "C360__LAKEHOUSE__QUALITY": str(root / "quality"),
-        "C360__LINEAGE__EVENTS": str(root / "lineage"), "C360__ORCHESTRATION__AIRFLOW_HOME": str(root / "airflow"),
-        # 300 customers, seed 7: the second date changes and adds customer records (smaller banks
-        # may see no life event that day), so silver has a second version to time-travel from.
-        "C360__DATAGEN__CUSTOMERS": "300", "C360__DATAGEN__SEED": "7", "C360__DATAGEN__DAYS": str(len(DATES)),
-        "C360__DATAGEN__START_DATE": START.isoformat(), "C360__ORCHESTRATION__DEMO": "true",
-        # A failing task fails the run now: retries would wait out the production backoff.
-        "C360__ORCHESTRATION__RETRIES": "0",
-        # Two cores: local[2]; tiny frames: one shuffle partition; room for the test session's JVM beside.
-        "C360__SPARK__MASTER": "local[2]", "C360__SPARK__SHUFFLE_PARTITIONS": "1",
-        "C360__SPARK__DRIVER_MEMORY": "2g", "C360__SPARK__LOG_LEVEL": "ERROR",
-    }
-
-
 @pytest.fixture(scope="module")
 def bank(spark, tmp_path_factory):
     """The bank ingested and conformed date by date in-process, then c360_daily for the last date through Airflow."""
     root = tmp_path_factory.mktemp("bank")
-    environ = {**{k: v for k, v in os.environ.items() if not k.startswith(("C360__", "AIRFLOW"))}, **_environ(root)}
+    environ = airflow_bank_environ(root, root, START, len(DATES))
     cfg = load_config(environ=environ)
     # The DAG's land task finds this bank made with conf's parameters, so it does not regenerate it.
     generate_bank(orchestration.demo_params(cfg), Path(cfg.path(cfg.lakehouse.landing)),

@@ -9,9 +9,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Callable
 
-import yaml
-
 from c360.catalog import SourceColumn, parse_sources
+from c360.config import read_conf_yaml
 
 # File quirks sources.yaml only describes in comments; a key of the same name in a system's
 # YAML block wins, so the contract can take these over without a code change.
@@ -160,7 +159,7 @@ def _column(col: SourceColumn) -> ColumnSpec:
 
 def load_contract(path: Path) -> Contract:
     """Read sources.yaml at `path` into a Contract, parsed and validated by the catalog's own reader."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    raw = read_conf_yaml(Path(path).parent, Path(path).name)
     parsed, domains = parse_sources(raw, str(path))
     feeds = {}
     for source in parsed.values():

@@ -29,6 +29,10 @@ class Backend:
         """Splink's SQL dialect name of the backend."""
         return self.db_api.sql_dialect.sql_dialect_str
 
+    def _materialise(self, df: DataFrame) -> DataFrame:
+        """`df` computed once and cut from its lineage (a reliable checkpoint when a folder is set)."""
+        return df.checkpoint() if self.reliable_checkpoints else df.localCheckpoint()
+
     def register(self, df: DataFrame, name: str | None = None):
         """Make a Spark DataFrame a Splink input table of this backend."""
         if self.name == "duckdb":
@@ -36,7 +40,7 @@ class Backend:
         else:
             # Materialised first: Spark 4.1's CTE optimiser (PushdownPredicatesAndPruneColumnsForCTEDef)
             # fails with "key not found" on Splink's CTE SQL over a deep DataFrame lineage.
-            table = df.checkpoint() if self.reliable_checkpoints else df.localCheckpoint()
+            table = self._materialise(df)
         return self.db_api.register(table, table_name=name) if name else self.db_api.register(table)
 
     def to_spark(self, sdf, schema: T.StructType | None = None) -> DataFrame:
@@ -47,7 +51,7 @@ class Backend:
             # Materialised, as DuckDB's results are: what the job builds on it then neither carries
             # Splink's whole SQL pipeline in its plans nor recomputes it once close() drops Splink's
             # cached views.
-            return frame.checkpoint() if self.reliable_checkpoints else frame.localCheckpoint()
+            return self._materialise(frame)
         table = sdf.as_pyarrow_table()
         if schema is not None:
             table = table.select([f.name for f in schema.fields])
