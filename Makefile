@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: setup test test-quick test-backfill demo bench clean constraints airflow-db airflow-ui
+.PHONY: setup test test-quick test-backfill demo bench bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
 
 setup: $(STAMP) $(JARS)
 
@@ -39,8 +39,20 @@ test-backfill: setup
 demo: setup
 	$(VENV)/bin/c360 demo
 
-bench: setup
+# Benchmarks print their figures and append them to bench/results/ (with a chart each); run one
+# at a time, nothing else on the machine. Together about two hours on two cores (the sum of their
+# measured runs).
+bench: bench-foundation bench-identity bench-airflow
+
+bench-foundation: setup
 	$(PY) bench/run_foundation.py --customers 10000 100000
+
+bench-identity: setup
+	$(PY) bench/run_identity.py --records 100000 1000000 --backend duckdb
+	$(PY) bench/run_identity.py --records 100000 --backend spark
+
+bench-airflow: setup
+	$(PY) bench/run_airflow.py --customers 10000 100000 --days 1
 
 # Airflow on a laptop: a project-local AIRFLOW_HOME (.cache/airflow) with a SQLite metadata
 # database; `make demo` creates it on first use, these targets are for working with the DAGs.
