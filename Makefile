@@ -40,8 +40,8 @@ demo: setup
 	$(VENV)/bin/c360 demo
 
 # Benchmarks print their figures and append them to bench/results/ (with a chart each); run one
-# at a time, nothing else on the machine. Together about two hours on two cores (the sum of their
-# measured runs).
+# at a time, nothing else on the machine. Together about 75 minutes on two cores (the sum of their
+# measured runs, the 10k foundation one estimated).
 bench: bench-foundation bench-identity bench-airflow
 
 bench-foundation: setup
