@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ BRONZE_METADATA = {
 }
 QUARANTINE_REASONS = (
     "truncated_record", "malformed_date", "malformed_number", "negative_amount",
-    "unknown_currency", "missing_required", "duplicate_key",
+    "unknown_currency", "missing_required", "duplicate_key", "bad_encoding", "unterminated_quote",
 )
 _COLUMN_TYPES = {"string", "date", "timestamp", "decimal", "int"}
 _FORMATS = {"csv", "jsonl"}
@@ -39,6 +40,7 @@ class SourceColumn:
     min: float | None = None
     allowed: tuple[str, ...] | None = None
     domain: str | None = None
+    pii: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class SourceFeed:
     delimiter: str
     key: tuple[str, ...]
     columns: tuple[SourceColumn, ...]
+    encoding: str = "utf-8"
 
     @property
     def bronze_table(self) -> str:
@@ -124,6 +127,11 @@ def parse_sources(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], di
     for system, sys_spec in (sources.get("systems") or {}).items():
         if sys_spec.get("format") not in _FORMATS:
             raise ConfigError(f"{origin}: systems.{system}.format must be one of {sorted(_FORMATS)}")
+        encoding = str(sys_spec.get("encoding", "utf-8"))
+        try:
+            encoding = codecs.lookup(encoding).name
+        except LookupError:
+            raise ConfigError(f"{origin}: systems.{system}.encoding '{encoding}' is not a known character set") from None
         for feed, feed_spec in sys_spec["feeds"].items():
             where = f"{origin}: systems.{system}.feeds.{feed}"
             columns = []
@@ -138,7 +146,7 @@ def parse_sources(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], di
                 columns.append(SourceColumn(
                     name=name, header=str(col["header"]), type=col["type"], format=col.get("format"),
                     required=bool(col.get("required", False)), min=col.get("min"),
-                    allowed=domains[allowed] if allowed else None, domain=allowed,
+                    allowed=domains[allowed] if allowed else None, domain=allowed, pii=bool(col.get("pii", False)),
                 ))
             key = tuple(feed_spec["key"])
             unknown = set(key) - {c.name for c in columns}
@@ -146,7 +154,7 @@ def parse_sources(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], di
                 raise ConfigError(f"{where}.key names unknown columns {sorted(unknown)}")
             feeds[f"{system}.{feed}"] = SourceFeed(
                 system=system, feed=feed, format=sys_spec["format"],
-                delimiter=sys_spec.get("delimiter", ","), key=key, columns=tuple(columns),
+                delimiter=sys_spec.get("delimiter", ","), key=key, columns=tuple(columns), encoding=encoding,
             )
     return feeds, domains
 
@@ -158,6 +166,7 @@ def _bronze_spec(feed: SourceFeed, defaults: dict) -> TableSpec:
         name=feed.bronze_table,
         grain=f"one row per accepted record of {feed.system}/{feed.feed} exports (_source_file, _record_no)",
         keys=("_source_file", "_record_no"), columns=columns, partition_by=("_landing_date",),
+        pii=tuple(c.name for c in feed.columns if c.pii),
         retention_days=int(defaults.get("retention_days", 2555)),
         change_data_feed=bool(defaults.get("change_data_feed", False)), mode="append",
     )
