@@ -127,11 +127,7 @@ def parse_sources(sources: dict, origin: str) -> tuple[dict[str, SourceFeed], di
     for system, sys_spec in (sources.get("systems") or {}).items():
         if sys_spec.get("format") not in _FORMATS:
             raise ConfigError(f"{origin}: systems.{system}.format must be one of {sorted(_FORMATS)}")
-        encoding = str(sys_spec.get("encoding", "utf-8"))
-        try:
-            encoding = codecs.lookup(encoding).name
-        except LookupError:
-            raise ConfigError(f"{origin}: systems.{system}.encoding '{encoding}' is not a known character set") from None
+        encoding = _encoding(str(sys_spec.get("encoding", "utf-8")), f"{origin}: systems.{system}.encoding")
         for feed, feed_spec in sys_spec["feeds"].items():
             where = f"{origin}: systems.{system}.feeds.{feed}"
             columns = []
@@ -192,6 +188,23 @@ def _table_spec(name: str, spec: dict, defaults: dict, origin: str) -> TableSpec
         change_data_feed=bool(spec.get("change_data_feed", layer_defaults.get("change_data_feed", False))),
         mode=spec.get("mode", "append"), sources=tuple(spec.get("sources", [])),
     )
+
+
+# Character sets both Spark's file readers and the landing scan handle (the scan counts lines and
+# quotes byte by byte, so only ASCII-compatible single-byte-newline encodings qualify): Python's
+# codec name -> the name Spark accepts.
+_ENCODINGS = {"utf-8": "utf-8", "iso8859-1": "iso-8859-1", "ascii": "us-ascii"}
+
+
+def _encoding(name: str, where: str) -> str:
+    """The Spark name of character set `name`, or a ConfigError naming the allowed ones."""
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        canonical = None
+    if canonical not in _ENCODINGS:
+        raise ConfigError(f"{where}: '{name}' is not one of the supported encodings {sorted(_ENCODINGS.values())}")
+    return _ENCODINGS[canonical]
 
 
 @functools.lru_cache(maxsize=8)

@@ -10,35 +10,50 @@ import sys
 import time
 from typing import Callable
 
-from c360.config import ConfigError
+from c360 import entry
+from c360.errors import EXIT_DATA_ERROR, EXIT_FAILED, EXIT_OK, EXIT_USAGE, EXIT_USER_ERROR, UserError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_USER_ERROR = 0, 1, 2, 3
+# Re-exported: the identity sub-commands and scripts import the exit codes and UserError from here.
+__all__ = ["EXIT_DATA_ERROR", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "EXIT_USER_ERROR", "UserError", "build_parser",
+           "main"]
 log = logging.getLogger("c360")
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for: reported in one line, exit code 3, no stack trace."""
 
 
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
-def _context(args: argparse.Namespace):
-    """Config and SparkSession for a command (Spark is imported only by commands that need it)."""
-    from c360 import pipeline
+def _config(args: argparse.Namespace, tables: list[str] | None = None):
+    """Config for a command, with `tables` checked against the catalog (no Spark needed to fail here)."""
+    from c360.catalog import load_catalog
+    from c360.config import load_config
 
-    return pipeline.start(args.env)
+    cfg = load_config(args.env)
+    catalog = load_catalog(cfg)
+    for name in tables or []:
+        catalog.table(name)
+    return cfg
+
+
+def _spark(cfg):
+    """The SparkSession of a command (pyspark is imported only by commands that need it)."""
+    from c360.pipeline import configure_logging
+    from c360.spark import get_spark
+
+    configure_logging()
+    return get_spark(cfg)
+
+
+def _context(args: argparse.Namespace, tables: list[str] | None = None):
+    """Config and SparkSession for a command; a bad config or table name fails before Spark starts."""
+    cfg = _config(args, tables)
+    return cfg, _spark(cfg)
 
 
 def _landing_dates(spark, cfg) -> list[dt.date]:
-    from pyspark.sql import functions as F
+    from c360 import landing
 
-    from c360 import io
-
-    files = io.landing_files(spark, cfg)
-    dates = files.select(F.regexp_extract("source_file", r"date=(\d{4}-\d{2}-\d{2})", 1).alias("d")).distinct()
-    return sorted(dt.date.fromisoformat(r.d) for r in dates.collect())
+    return landing.landing_dates(cfg)
 
 
 # ---- commands -----------------------------------------------------------------------------
@@ -74,16 +89,27 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest landing files into bronze (one date, or every landed date in order)."""
+    from c360 import landing, pipeline
     from jobs import bronze_ingest
-    from c360 import pipeline
 
-    cfg, spark = _context(args)
-    dates = [args.date] if args.date else _landing_dates(spark, cfg)
-    if not dates:
+    cfg = _config(args)
+    landed = landing.landing_dates(cfg)
+    if not landed:
         raise UserError(f"no landing files under {cfg.path(cfg.lakehouse.landing)}; run `c360 generate` first")
+    if args.date and not landing.list_files(cfg, args.date):
+        raise UserError(f"no landing files for {args.date} under {cfg.path(cfg.lakehouse.landing)}; landed dates: "
+                        f"{', '.join(map(str, landed))}")
+    spark = _spark(cfg)
+    dates = [args.date] if args.date else landed
     for day in dates:
         run = pipeline.new_run(cfg, bronze_ingest.JOB, day, args.run_id)
-        totals = bronze_ingest.run_ingest(spark, cfg, run, day).totals()
+        report = bronze_ingest.run_ingest(spark, cfg, run, day)
+        # The files a data engineer must look at, with the same numbers bronze.ingest_log keeps.
+        for f in report.files:
+            if not f["skipped"] and (f["quarantined"] or f["status"] != "ingested"):
+                _out(f"  {f['source_file']}: {f['status']}, {f['size_bytes']} bytes, {f['physical_lines']} lines, "
+                     f"{f['records']} records, {f['accepted']} accepted, {f['quarantined']} quarantined")
+        totals = report.totals()
         _out(f"ingest {day}: {totals['files']} files ({totals['skipped']} already ingested), "
              f"{totals['records']} records, {totals['accepted']} accepted, {totals['quarantined']} quarantined")
     return EXIT_OK
@@ -94,7 +120,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
     from jobs import silver_conform
     from c360 import pipeline
 
-    cfg, spark = _context(args)
+    cfg, spark = _context(args, args.table)
     dates = [args.date] if args.date else _landing_dates(spark, cfg)
     for day in dates:
         run = pipeline.new_run(cfg, silver_conform.JOB, day, args.run_id)
@@ -110,12 +136,18 @@ def cmd_quality(args: argparse.Namespace) -> int:
     from c360 import io, pipeline, quality
     from c360.catalog import load_catalog
 
-    cfg, spark = _context(args)
+    if args.mask_stored:
+        cfg = _config(args)
+        root = cfg.path(cfg.lakehouse.quality)
+        changed = quality.mask_stored_results(root)
+        _out(f"masked PII columns' values in {changed} stored validation results")
+        _out(f"Data Docs: {quality.build_data_docs(root, full=True)}")
+        return EXIT_OK
+    cfg, spark = _context(args, args.table)
     names = args.table or [n for n in sorted(load_catalog(cfg).tables) if io.exists(spark, cfg, n)]
     run = pipeline.new_run(cfg, "quality_check", None, args.run_id)
     failed = 0
     for name in names:
-        io.spec(cfg, name)
         if not io.exists(spark, cfg, name):
             raise UserError(f"table {name} has not been created yet")
         version = io.current_version(spark, cfg, name)
@@ -127,7 +159,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
             _out(f"    {line}")
     docs = quality.build_data_docs(cfg.path(cfg.lakehouse.quality))
     _out(f"Data Docs: {docs}")
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_DATA_ERROR if failed else EXIT_OK
 
 
 def cmd_tables(args: argparse.Namespace) -> int:
@@ -150,8 +182,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     """Show a table's Delta history with the job and run that made each version."""
     from c360 import io
 
-    cfg, spark = _context(args)
-    io.spec(cfg, args.table)
+    cfg, spark = _context(args, [args.table])
     if not io.exists(spark, cfg, args.table):
         raise UserError(f"table {args.table} has not been created yet")
     rows = io.history(spark, cfg, args.table, args.limit).select(
@@ -172,8 +203,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     from c360 import io
 
-    cfg, spark = _context(args)
-    io.spec(cfg, args.table)
+    cfg, spark = _context(args, [args.table])
     if not io.exists(spark, cfg, args.table):
         raise UserError(f"table {args.table} has not been created yet")
     try:
@@ -221,8 +251,11 @@ def _date(text: str) -> dt.date:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="c360", description="Customer 360 lakehouse for retail banks.",
-                                     epilog="Exit codes: 0 ok, 1 pipeline or quality failure, 2 usage, 3 user error.")
+                                     epilog="Exit codes: 0 ok, 1 unexpected error (a bug or the machine; worth a "
+                                            "retry), 2 usage, 3 user error, 4 data error (a failed quality gate).")
     parser.add_argument("--env", help="config overlay (default: $C360_ENV or local)")
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the traceback of user and data errors too (or set {entry.DEBUG_VAR}=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, func: Callable, **kwargs) -> argparse.ArgumentParser:
@@ -244,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--table", action="append", help="only this silver table (repeatable)")
     p = add("quality", cmd_quality)
     p.add_argument("--table", action="append", help="only this table (repeatable)")
+    p.add_argument("--mask-stored", action="store_true",
+                   help="instead: mask PII in results stored before their columns were declared PII, rebuild Data Docs")
     p.add_argument("--run-id")
     add("tables", cmd_tables)
     p = add("history", cmd_history)
@@ -273,18 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `c360` console script."""
-    from c360.errors import QualityGateError
-
+    """Entry point of the `c360` console script: a user or data error is one line and its exit code."""
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (UserError, ConfigError) as exc:
-        sys.stderr.write(f"c360: error: {exc}\n")
-        return EXIT_USER_ERROR
-    except QualityGateError as exc:
-        sys.stderr.write(f"c360: quality gate failed\n{exc}\n")
-        return EXIT_FAILED
+    return entry.run_main(args.func, args, debug=args.debug or entry.debug_enabled())
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from c360.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = Path(os.environ.get("C360_CONF_DIR", PROJECT_ROOT / "conf"))
 ENV_VAR = "C360_ENV"
@@ -20,7 +22,7 @@ DEFAULT_ENV = "local"
 _OVERRIDE_PREFIX = "C360__"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration file or override is invalid; the message names the key and its source."""
 
 

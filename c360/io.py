@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-import csv
+import contextvars
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
+from delta.exceptions import (ConcurrentAppendException, ConcurrentDeleteDeleteException,
+                              ConcurrentDeleteReadException, ConcurrentTransactionException,
+                              ConcurrentWriteException, DeltaConcurrentModificationException,
+                              MetadataChangedException, ProtocolChangedException)
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -26,15 +31,21 @@ class ContractError(ValueError):
     """A DataFrame does not match the column contract its table declares in the catalog."""
 
 
+class ConcurrentWriteError(RuntimeError):
+    """Another run committed to the same table first; this run committed nothing and can simply rerun."""
+
+
 @dataclass(frozen=True)
 class WriteStats:
-    """What one write did: the version it made (None when nothing changed) and row counts."""
+    """What one write did: the version it made (None when nothing changed), the version its commit was
+    based on (Delta's readVersion; None when it created the table) and row counts."""
 
     table: str
     version: int | None
     inserted: int = 0
     updated: int = 0
     deleted: int = 0
+    read_version: int | None = None
 
     @property
     def changed(self) -> bool:
@@ -102,12 +113,15 @@ def current_version(spark: SparkSession, cfg: Config, name: str) -> int | None:
     return int(history(spark, cfg, name, 1).select("version").first()[0])
 
 
-def version_stamp(spark: SparkSession, cfg: Config, name: str) -> dict | None:
-    """Location, number and commit time of `name`'s latest version (None if no table): it names the
-    content exactly, even across a table that was removed and created again."""
+def version_stamp(spark: SparkSession, cfg: Config, name: str, version: int | None = None) -> dict | None:
+    """Location, number and commit time of `name`'s latest version, or of `version` (None if no table): it
+    names the content exactly, even across a table that was removed and created again."""
     if not exists(spark, cfg, name):
         return None
-    row = history(spark, cfg, name, 1).select("version", "timestamp").first()
+    commits = history(spark, cfg, name, 1 if version is None else None)
+    if version is not None:
+        commits = commits.filter(F.col("version") == int(version))
+    row = commits.select("version", "timestamp").first()
     return {"location": location(cfg, name), "version": int(row["version"]), "timestamp": row["timestamp"].isoformat()}
 
 
@@ -125,61 +139,210 @@ def commit_metadata(spark: SparkSession, run: RunContext) -> Iterator[None]:
             spark.conf.set(_USER_METADATA, previous)
 
 
-def ensure_table(spark: SparkSession, cfg: Config, name: str, run: RunContext) -> DeltaTable:
-    """Create table `name` from its catalog entry if missing (properties, partitioning, CDF)."""
-    return _ensure(spark, cfg, name, run)[0]
+# Delta collects min/max statistics on these types only; naming another type in the property is an error.
+_STATS_TYPES = (T.StringType, T.NumericType, T.DateType, T.TimestampType, T.TimestampNTZType)
 
 
-def _ensure(spark: SparkSession, cfg: Config, name: str, run: RunContext) -> tuple[DeltaTable, bool]:
-    """The table `name`, and whether this call created it (so it holds no rows yet)."""
+def table_properties(table: TableSpec, schema: T.StructType) -> dict[str, str]:
+    """Delta properties of `table`: change data feed, audit retention, and data-skipping statistics on
+    its non-PII columns only (min/max values in the log would otherwise copy PII out of the data files)."""
+    retention = f"interval {table.retention_days} days"
+    indexed = [f.name for f in schema.fields
+               if f.name not in table.pii and f.name not in table.partition_by and isinstance(f.dataType, _STATS_TYPES)]
+    properties = {
+        "delta.enableChangeDataFeed": str(table.change_data_feed).lower(),
+        "delta.logRetentionDuration": retention,
+        "delta.deletedFileRetentionDuration": retention,
+    }
+    if indexed:
+        properties["delta.dataSkippingStatsColumns"] = ",".join(indexed)
+    else:
+        properties["delta.dataSkippingNumIndexedCols"] = "0"
+    return properties
+
+
+def ensure_properties(spark: SparkSession, cfg: Config, name: str, run: RunContext) -> bool:
+    """Bring an existing table's Delta properties (retention, CDF, statistics columns) up to its catalog
+    entry with one ALTER when they differ; returns whether that made a commit."""
     table = spec(cfg, name)
     path = table.location(cfg)
-    if DeltaTable.isDeltaTable(spark, path):
-        return DeltaTable.forPath(spark, path), False
-    retention = f"interval {table.retention_days} days"
-    builder = (
-        DeltaTable.createIfNotExists(spark)
-        .location(path)
-        .addColumns(schema_of(table))
-        .comment(f"{table.name}: {table.grain}")
-        .property("delta.enableChangeDataFeed", str(table.change_data_feed).lower())
-        .property("delta.logRetentionDuration", retention)
-        .property("delta.deletedFileRetentionDuration", retention)
-    )
-    if table.partition_by:
-        builder = builder.partitionedBy(*table.partition_by)
-    with commit_metadata(spark, run):
-        builder.execute()
-    log.info("created %s at %s", name, path)
-    return DeltaTable.forPath(spark, path), True
+    current = DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"] or {}
+    wanted = table_properties(table, read(spark, cfg, name).schema)
+    stale = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if not stale:
+        return False
+    assignments = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(stale.items()))
+    with commit_metadata(spark, run), _conflicts_as_errors(name):
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({assignments})")
+    log.info("%s: table properties updated: %s", name, sorted(stale))
+    return True
 
 
-def _last_commit(spark: SparkSession, cfg: Config, name: str) -> tuple[int, dict]:
-    row = history(spark, cfg, name, 1).select("version", "operationMetrics").first()
-    return int(row["version"]), dict(row["operationMetrics"] or {})
+# A write's quality gate, installed by pipeline.gated_write: called with the state the table will
+# have after the commit and the version that state was derived from (None for a first write); it
+# raises to stop the commit. Writers look it up by table, so every caller of merge, replace_where
+# and append inside a gated write is gated before it commits, whatever wraps the call.
+Gate = Callable[[DataFrame, "int | None"], None]
+_GATES: contextvars.ContextVar[dict[str, tuple[Gate, ...]]] = contextvars.ContextVar("c360_io_gates", default={})
+
+
+@contextlib.contextmanager
+def gated(name: str, gate: Gate) -> Iterator[None]:
+    """Inside the block, every write to `name` calls `gate(state, base_version)` before it commits (after any
+    gate an enclosing block installed for the same table)."""
+    gates = _GATES.get()
+    token = _GATES.set({**gates, name: (*gates.get(name, ()), gate)})
+    try:
+        yield
+    finally:
+        _GATES.reset(token)
+
+
+def _is_gated(name: str) -> bool:
+    return bool(_GATES.get().get(name))
+
+
+def _check_gate(name: str, state: DataFrame, base_version: int | None) -> None:
+    for gate in _GATES.get().get(name, ()):
+        gate(state, base_version)
+
+
+_CONFLICTS = (ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,
+              ConcurrentTransactionException, ConcurrentWriteException, DeltaConcurrentModificationException,
+              MetadataChangedException, ProtocolChangedException)
+# Py4J hands some of Delta's conflict exceptions over unconverted (as Py4JJavaError): their names
+# and error classes in the message are the only reliable mark.
+_CONFLICT_MARKS = ("ConcurrentAppendException", "ConcurrentDeleteDeleteException", "ConcurrentDeleteReadException",
+                   "ConcurrentTransactionException", "ConcurrentWriteException", "MetadataChangedException",
+                   "ProtocolChangedException", "DELTA_CONCURRENT", "DELTA_PROTOCOL_CHANGED", "DELTA_METADATA_CHANGED")
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, _CONFLICTS) or any(mark in str(exc)[:2000] for mark in _CONFLICT_MARKS)
+
+
+@contextlib.contextmanager
+def _conflicts_as_errors(name: str) -> Iterator[None]:
+    """Turn Delta's commit conflicts (another writer committed first) into one readable ConcurrentWriteError."""
+    try:
+        yield
+    except Exception as exc:
+        if not _is_conflict(exc):
+            raise
+        kind = next((m for m in _CONFLICT_MARKS if m in str(exc)[:2000]), type(exc).__name__)
+        raise ConcurrentWriteError(
+            f"{name}: another run committed to this table at the same time ({kind}); nothing of this run "
+            "was committed; rerun") from None
+
+
+def _create(spark: SparkSession, cfg: Config, table: TableSpec, df: DataFrame, run: RunContext) -> WriteStats:
+    """Create `table` with `df` as its first version: data, properties, partitioning and comment in one commit.
+
+    Nothing is readable before that commit, so a crash leaves no table (only files no version
+    references), and of two runs creating it at once exactly one commits version 0.
+    """
+    _check_gate(table.name, df, None)
+    path = table.location(cfg)
+    properties = table_properties(table, df.schema)
+    try:
+        _create_as_select(spark, table, path, df, properties, run)
+    except Exception as exc:
+        # Whoever committed version 0 first owns the table; this run's files stay unreferenced.
+        if exists(spark, cfg, table.name) or _is_conflict(exc):
+            raise ConcurrentWriteError(
+                f"{table.name}: another run created this table at the same time; rerun") from None
+        if "TABLE_OR_VIEW_ALREADY_EXISTS" not in str(exc)[:2000]:
+            raise
+        # CREATE TABLE refuses a folder that holds files, such as those of a create killed before its
+        # commit. The DataFrameWriter ignores files no version references and sets the same properties
+        # (not the comment) in its one commit.
+        log.warning("%s: %s holds files but no table (a create that stopped before its commit?); "
+                    "creating it without its comment", table.name, path)
+        writer = df.write.format("delta").mode("errorifexists").options(**properties).partitionBy(*table.partition_by)
+        try:
+            with commit_metadata(spark, run):
+                writer.save(path)
+        except Exception as again:
+            if exists(spark, cfg, table.name) or _is_conflict(again):
+                raise ConcurrentWriteError(
+                    f"{table.name}: another run created this table at the same time; rerun") from None
+            raise
+    log.info("created %s at %s", table.name, path)
+    stats = _commit_stats(spark, cfg, table.name, None, run)
+    return WriteStats(table.name, stats["version"], read_version=None,
+                      inserted=int(stats["metrics"].get("numOutputRows", 0)))
+
+
+def _create_as_select(spark: SparkSession, table: TableSpec, path: str, df: DataFrame, properties: dict[str, str],
+                      run: RunContext) -> None:
+    """CREATE TABLE ... AS SELECT of `df` at `path`, with the table's properties, partitioning and comment."""
+    view = f"_c360_create_{uuid.uuid4().hex}"
+    assignments = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(properties.items()))
+    partitioning = f"PARTITIONED BY ({', '.join(f'`{c}`' for c in table.partition_by)})" if table.partition_by else ""
+    comment = f"{table.name}: {table.grain}".replace("\\", "\\\\").replace("'", "\\'")
+    df.createOrReplaceTempView(view)
+    try:
+        with commit_metadata(spark, run):
+            spark.sql(f"CREATE TABLE delta.`{path}` USING DELTA {partitioning} COMMENT '{comment}' "
+                      f"TBLPROPERTIES ({assignments}) AS SELECT * FROM `{view}`")
+    finally:
+        spark.catalog.dropTempView(view)
+
+
+def _commit_stats(spark: SparkSession, cfg: Config, name: str, base_version: int | None, run: RunContext) -> dict:
+    """Version, readVersion and metrics of the commit this run just made (the first one after `base_version`
+    that carries this run's metadata; the newest one otherwise)."""
+    after = -1 if base_version is None else base_version
+    rows = (history(spark, cfg, name, 20).filter(F.col("version") > after)
+            .select("version", "readVersion", "userMetadata", "operationMetrics").orderBy("version").collect())
+    mine = [r for r in rows if r["userMetadata"] == run.commit_metadata()] or rows[-1:]
+    if not mine:
+        # Delta makes no commit for a write that changes nothing (an empty replaceWhere matching no rows).
+        return {"version": None, "read_version": None, "metrics": {}}
+    row = mine[0]
+    read_version = row["readVersion"]
+    return {"version": int(row["version"]), "read_version": None if read_version is None else int(read_version),
+            "metrics": dict(row["operationMetrics"] or {})}
 
 
 def append(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunContext) -> WriteStats:
     """Append `df` (only for append-only tables whose callers guarantee the rows are new)."""
     table = spec(cfg, name)
-    ensure_table(spark, cfg, name, run)
-    with commit_metadata(spark, run):
-        check_contract(df, table).write.format("delta").mode("append").save(table.location(cfg))
-    version, metrics = _last_commit(spark, cfg, name)
-    return WriteStats(name, version, inserted=int(metrics.get("numOutputRows", 0)))
+    source = check_contract(df, table)
+    base = current_version(spark, cfg, name)
+    if base is None:
+        return _create(spark, cfg, table, source, run)
+    if ensure_properties(spark, cfg, name, run):
+        base = current_version(spark, cfg, name)
+    if _is_gated(name):
+        _check_gate(name, read(spark, cfg, name, version=base).unionByName(source), base)
+    with commit_metadata(spark, run), _conflicts_as_errors(name):
+        source.write.format("delta").mode("append").save(table.location(cfg))
+    stats = _commit_stats(spark, cfg, name, base, run)
+    return WriteStats(name, stats["version"], read_version=stats["read_version"],
+                      inserted=int(stats["metrics"].get("numOutputRows", 0)))
 
 
 def replace_where(spark: SparkSession, cfg: Config, name: str, df: DataFrame, predicate: str,
                   run: RunContext) -> WriteStats:
     """Atomically replace the rows matching `predicate` with `df` (a rerun replaces, never duplicates)."""
     table = spec(cfg, name)
-    ensure_table(spark, cfg, name, run)
-    with commit_metadata(spark, run):
-        (check_contract(df, table).write.format("delta").mode("overwrite")
+    source = check_contract(df, table)
+    base = current_version(spark, cfg, name)
+    if base is None:
+        return _create(spark, cfg, table, source, run)
+    if ensure_properties(spark, cfg, name, run):
+        base = current_version(spark, cfg, name)
+    if _is_gated(name):
+        kept = read(spark, cfg, name, version=base).filter(~F.coalesce(F.expr(predicate), F.lit(False)))
+        _check_gate(name, kept.unionByName(source), base)
+    with commit_metadata(spark, run), _conflicts_as_errors(name):
+        (source.write.format("delta").mode("overwrite")
          .option("replaceWhere", predicate).save(table.location(cfg)))
-    version, metrics = _last_commit(spark, cfg, name)
-    return WriteStats(name, version, inserted=int(metrics.get("numOutputRows", 0)),
-                      deleted=int(metrics.get("numDeletedRows", 0) or 0))
+    stats = _commit_stats(spark, cfg, name, base, run)
+    return WriteStats(name, stats["version"], read_version=stats["read_version"],
+                      inserted=int(stats["metrics"].get("numOutputRows", 0)),
+                      deleted=int(stats["metrics"].get("numDeletedRows", 0) or 0))
 
 
 def _key_match(keys: tuple[str, ...], left: str, right: str) -> str:
@@ -187,8 +350,13 @@ def _key_match(keys: tuple[str, ...], left: str, right: str) -> str:
     return " AND ".join(f"{left}.`{k}` <=> {right}.`{k}`" for k in keys)
 
 
-def _pending_changes(source: DataFrame, target: DataFrame, keys: tuple[str, ...],
-                     change_column: str | None, delete_missing: bool) -> int:
+def _matches(predicate: str | None) -> Column:
+    """Rows for which the SQL `predicate` is true (null counts as false, as in a MERGE condition)."""
+    return F.coalesce(F.expr(predicate), F.lit(False)) if predicate else F.lit(False)
+
+
+def _pending_changes(source: DataFrame, target: DataFrame, keys: tuple[str, ...], change_column: str | None,
+                     delete_missing: bool, retract_where: str | None = None) -> int:
     """Rows a merge would insert, update or delete; zero means the table already holds `source`."""
     compare = list(keys) + ([change_column] if change_column else [])
     s, t = source.alias("s"), target.alias("t")
@@ -198,69 +366,77 @@ def _pending_changes(source: DataFrame, target: DataFrame, keys: tuple[str, ...]
     else:
         upserts = s.join(t.select(*compare).alias("t"), on=same_row, how="left_anti").count()
     deletes = 0
-    if delete_missing:
+    if delete_missing or retract_where:
+        candidates = target if delete_missing else target.filter(_matches(retract_where))
         same_key = F.expr(_key_match(keys, "t", "s"))
-        deletes = t.join(s.select(*keys).alias("s"), on=same_key, how="left_anti").count()
+        deletes = candidates.alias("t").join(s.select(*keys).alias("s"), on=same_key, how="left_anti").count()
     return upserts + deletes
 
 
+def merged_state(source: DataFrame, target: DataFrame, keys: tuple[str, ...], delete_missing: bool = False,
+                 retract_where: str | None = None) -> DataFrame:
+    """The rows `target` holds after merging `source` on `keys` (what merge() would commit), so a gate can
+    validate them before the commit: with delete_missing the source itself, else the target's rows whose
+    key the source lacks (minus those `retract_where` retracts), plus the source."""
+    if delete_missing:
+        return source
+    same_key = F.expr(_key_match(keys, "t", "s"))
+    kept = (target.filter(~_matches(retract_where)).alias("t")
+            .join(source.select(*keys).alias("s"), on=same_key, how="left_anti"))
+    return kept.select(*source.columns).unionByName(source)
+
+
 def merge(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunContext,
-          delete_missing: bool = False, change_column: str | None = "record_hash") -> WriteStats:
-    """Upsert `df` into `name` on its catalog keys; no commit at all when nothing would change."""
+          delete_missing: bool = False, change_column: str | None = "record_hash",
+          retract_where: str | None = None) -> WriteStats:
+    """Upsert `df` into `name` on its catalog keys; no commit at all when nothing would change.
+
+    delete_missing deletes every target row whose key `df` lacks; retract_where (a SQL predicate on the
+    table's columns) deletes only those of them it matches, e.g. the rows of one re-delivered landing date.
+    """
     table = spec(cfg, name)
-    delta_table, created = _ensure(spark, cfg, name, run)
-    if created:
-        # Into a table with no rows yet a MERGE inserts every source row: an append is the same
-        # commit for a fraction of the jobs (and a first run creates every table).
-        source = check_contract(df, table)
+    source = check_contract(df, table)
+    base = current_version(spark, cfg, name)
+    if base is None:
+        # A first write creates the table with its rows in one commit; with no rows there is nothing
+        # to create (the next run with data does it).
         if source.isEmpty():
             return WriteStats(name, None)
-        with commit_metadata(spark, run):
-            source.write.format("delta").mode("append").save(table.location(cfg))
-        version, metrics = _last_commit(spark, cfg, name)
-        return WriteStats(name, version, inserted=int(metrics.get("numOutputRows", 0)))
-    source = check_contract(df, table).persist()
+        return _create(spark, cfg, table, source, run)
+    if ensure_properties(spark, cfg, name, run):
+        base = current_version(spark, cfg, name)
+    source = source.persist()
     try:
-        target = delta_table.toDF()
-        if _pending_changes(source, target, table.keys, change_column, delete_missing) == 0:
+        # Pinned to `base`: the gate validates what this version plus the source makes, and the commit's
+        # readVersion in history tells whether anyone committed in between.
+        target = read(spark, cfg, name, version=base)
+        if _pending_changes(source, target, table.keys, change_column, delete_missing, retract_where) == 0:
             log.info("%s: merge skipped, the table already holds these rows", name)
             return WriteStats(name, None)
+        if _is_gated(name):
+            _check_gate(name, merged_state(source, target, table.keys, delete_missing, retract_where), base)
         changed = f"t.`{change_column}` <> s.`{change_column}`" if change_column else None
         builder = (
-            delta_table.alias("t")
+            DeltaTable.forPath(spark, table.location(cfg)).alias("t")
             .merge(source.alias("s"), _key_match(table.keys, "t", "s"))
             .whenMatchedUpdateAll(condition=changed)
             .whenNotMatchedInsertAll()
         )
         if delete_missing:
             builder = builder.whenNotMatchedBySourceDelete()
-        with commit_metadata(spark, run):
+        elif retract_where:
+            builder = builder.whenNotMatchedBySourceDelete(condition=retract_where)
+        with commit_metadata(spark, run), _conflicts_as_errors(name):
             builder.execute()
     finally:
         source.unpersist()
-    version, metrics = _last_commit(spark, cfg, name)
+    stats = _commit_stats(spark, cfg, name, base, run)
+    metrics = stats["metrics"]
     return WriteStats(
-        name, version, inserted=int(metrics.get("numTargetRowsInserted", 0)),
-        updated=int(metrics.get("numTargetRowsUpdated", 0)),
+        name, stats["version"], read_version=stats["read_version"],
+        inserted=int(metrics.get("numTargetRowsInserted", 0)), updated=int(metrics.get("numTargetRowsUpdated", 0)),
         deleted=int(metrics.get("numTargetRowsDeleted", 0)),
     )
-
-
-def restore(spark: SparkSession, cfg: Config, name: str, version: int | None, run: RunContext) -> None:
-    """Make `version` current again; with None (the table never passed a gate) remove the table."""
-    path = location(cfg, name)
-    if version is None:
-        jvm = spark.sparkContext._jvm
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-        hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hadoop_path, True)
-        # Unregister it too (an external table: the drop deletes no data), so no query reads a void.
-        table = spec(cfg, name)
-        spark.sql(f"DROP TABLE IF EXISTS `{table.layer}`.`{table.short_name}`")
-        log.warning("%s: removed, its first version never passed its quality gate", name)
-        return
-    with commit_metadata(spark, run):
-        DeltaTable.forPath(spark, path).restoreToVersion(version)
-    log.warning("%s: restored to version %d", name, version)
 
 
 def register_catalog(spark: SparkSession, cfg: Config) -> list[str]:
@@ -295,121 +471,3 @@ def _registered_paths(spark: SparkSession) -> dict[str, str]:
 def row_hash(columns: list[str]) -> Column:
     """A stable fingerprint of `columns` (sha-256 over a null-aware JSON of their values)."""
     return F.sha2(F.to_json(F.struct(*[F.col(c) for c in columns])), 256)
-
-
-class LandingError(ValueError):
-    """A landing file cannot be read as its contract says; the message names the file."""
-
-
-CORRUPT_COLUMN = "_corrupt_record"
-
-
-def landing_files(spark: SparkSession, cfg: Config, landing_date: dt.date | None = None) -> DataFrame:
-    """Landing files (one row each: path relative to the landing root, size, sha-256), for one date or all."""
-    root = cfg.path(cfg.lakehouse.landing).rstrip("/")
-    day = f"date={landing_date.isoformat()}" if landing_date else "date=*"
-    pattern = f"{root}/*/*/{day}/*"
-    # binaryFile reads each file whole, so the checksum works on any Hadoop file system.
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "false")
-        .load(pattern)
-        .select(
-            F.col("path"),
-            F.col("length").alias("size_bytes"),
-            F.sha2(F.col("content"), 256).alias("checksum"),
-        )
-    ) if _glob_has_matches(spark, pattern) else spark.createDataFrame(
-        [], "path string, size_bytes long, checksum string")
-    prefix_len = len(_qualified(spark, root)) + 1
-    return files.select(
-        F.expr(f"substring(path, {prefix_len + 1})").alias("source_file"),
-        F.col("path"), F.col("size_bytes"), F.col("checksum"),
-    )
-
-
-def _qualified(spark: SparkSession, path: str) -> str:
-    """The fully qualified form Spark reports for `path` (file:/... for local paths)."""
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return str(fs.makeQualified(hadoop_path).toString()).rstrip("/")
-
-
-def _glob_has_matches(spark: SparkSession, pattern: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(pattern)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    matches = fs.globStatus(hadoop_path)
-    return matches is not None and len(matches) > 0
-
-
-def _csv_header(spark: SparkSession, path: str, delimiter: str) -> list[str]:
-    first = spark.read.text(path).first()
-    if first is None:
-        raise LandingError(f"{path}: empty file, expected a header line")
-    line = first[0].lstrip("\ufeff")
-    # Kept as written (padding too): Spark compares a CSV schema's names with the header.
-    return next(csv.reader([line], delimiter=delimiter))
-
-
-def _check_json_keys(spark: SparkSession, feed, path: str) -> None:
-    """Raise when records of a JSON-lines file carry keys the contract lacks (the export's schema drifted)."""
-    known = F.array(*[F.lit(c.header) for c in feed.columns])
-    lines = spark.read.text(path).filter(F.trim(F.col("value")) != "")
-    numbered = Window.orderBy("_mono").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    # json_object_keys is null for a line that is no JSON object: those are truncated records,
-    # which bronze quarantines, not drift.
-    drift = (
-        lines.withColumn("_mono", F.monotonically_increasing_id())
-        .withColumn("_record_no", F.row_number().over(numbered))
-        .withColumn("_unknown", F.array_except(F.coalesce(F.json_object_keys("value"), F.array()), known))
-        .filter(F.size("_unknown") > 0)
-        .select("_record_no", "_unknown")
-    )
-    found = drift.limit(5).collect()
-    if found:
-        keys = sorted({k for r in found for k in r["_unknown"]})
-        records = ", ".join(str(r["_record_no"]) for r in found)
-        raise LandingError(
-            f"{path}: records {records} have keys {keys} that the {feed.system}.{feed.feed} contract does not "
-            "declare; add them to conf/sources.yaml or fix the export")
-
-
-def read_landing(spark: SparkSession, feed, path: str) -> DataFrame:
-    """Read one landing file of `feed` as raw strings with canonical names, `_record_no` and `_corrupt_record`."""
-    by_header = {c.header.strip().casefold(): c.name for c in feed.columns}
-    if feed.format == "csv":
-        header = _csv_header(spark, path, feed.delimiter)
-        unknown = [h for h in header if h.strip().casefold() not in by_header]
-        missing = sorted(set(by_header) - {h.strip().casefold() for h in header})
-        if unknown or missing:
-            raise LandingError(
-                f"{path}: header does not match the {feed.system}.{feed.feed} contract; "
-                f"unknown columns {unknown}, missing columns {missing}")
-        schema = T.StructType([T.StructField(n, T.StringType()) for n in header + [CORRUPT_COLUMN]])
-        raw = (
-            spark.read.schema(schema)
-            .options(header=True, sep=feed.delimiter, mode="PERMISSIVE", multiLine=True,
-                     columnNameOfCorruptRecord=CORRUPT_COLUMN, enforceSchema=True, encoding="UTF-8")
-            .csv(path)
-            .select(*[F.col(f"`{h}`").alias(by_header[h.strip().casefold()]) for h in header], F.col(CORRUPT_COLUMN))
-        )
-    else:
-        _check_json_keys(spark, feed, path)
-        schema = T.StructType([T.StructField(c.header, T.StringType()) for c in feed.columns]
-                              + [T.StructField(CORRUPT_COLUMN, T.StringType())])
-        raw = (
-            spark.read.schema(schema)
-            .options(mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT_COLUMN)
-            .json(path)
-            .select(*[F.col(c.header).alias(c.name) for c in feed.columns], F.col(CORRUPT_COLUMN))
-        )
-    # Rows keep file order within and across the splits of one file, so numbering them by the
-    # monotonic id gives the 1-based record number people see when they open the file.
-    window = Window.orderBy("_mono").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    return (
-        raw.withColumn("_mono", F.monotonically_increasing_id())
-        .withColumn("_record_no", F.row_number().over(window).cast("long"))
-        .drop("_mono")
-    )

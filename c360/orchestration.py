@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
+from c360 import entry
 from c360.config import PROJECT_ROOT, Config, load_config
+from c360.errors import PERMANENT_EXIT_CODES, UserError
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,10 @@ MAINTENANCE_DAG = "c360_maintenance"
 RUN_LOG = "ops.run_log"
 DAG_RUN_TASK = "-"  # task_id of a run-log row that records a whole DAG run
 _ARROW_TYPES = {"string": "string", "int": "int32", "long": "int64", "double": "float64", "timestamp": "timestamp"}
-# Failures of the data, not of the machine: retrying the same data cannot succeed.
-_PERMANENT_ERROR = re.compile(r"\b(?:QualityGateError|HistoryCheckError): ")
+# How c360.entry starts the one line a job writes for a user or data error (a quality gate's summary).
+_ERROR_MARKER = f"{entry.PROG}: error: "
+# SparkSubmitHook's failure message, for when its process is not at hand to ask for the exit code.
+_HOOK_EXIT_CODE = re.compile(r"Error code is: (-?\d+)\.")
 
 
 # ---- environment and AIRFLOW_HOME ---------------------------------------------------------
@@ -148,12 +152,23 @@ def job_env(master: str, app_name: str, environ: Mapping[str, str] | None = None
     return env
 
 
-def permanent_failure(message: str) -> str | None:
-    """The job's report (the GX summary of a failed gate, history findings) when a failure is the data's, else None."""
-    match = _PERMANENT_ERROR.search(message)
-    if match is None:
+def permanent_failure(exit_code: int | None) -> bool:
+    """Whether a job's exit code names a user or data error, which retrying the same input cannot fix."""
+    return exit_code in PERMANENT_EXIT_CODES
+
+
+def submit_exit_code(message: str) -> int | None:
+    """The exit code in SparkSubmitHook's failure message ("... Error code is: 4."), if it names one."""
+    match = _HOOK_EXIT_CODE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def error_report(output: str) -> str | None:
+    """The job's own account of a user or data error (a failed gate's GX summary) in its output, else None."""
+    start = output.rfind(_ERROR_MARKER)
+    if start < 0:
         return None
-    return message[match.end():].strip()
+    return output[start + len(_ERROR_MARKER):].strip() or None
 
 
 # ---- landing ------------------------------------------------------------------------------
@@ -214,8 +229,8 @@ def generate_or_land(cfg: Config, run_date: dt.date) -> bool:
     params = demo_params(cfg)
     last = params.start_date + dt.timedelta(days=params.days - 1)
     if not params.start_date <= run_date <= last:
-        raise ValueError(f"demo mode: the synthetic bank covers {params.start_date}..{last}, not {run_date}; "
-                         "set datagen.start_date and datagen.days, or run with orchestration.demo: false")
+        raise UserError(f"demo mode: the synthetic bank covers {params.start_date}..{last}, not {run_date}; "
+                        "set datagen.start_date and datagen.days, or run with orchestration.demo: false")
     manifest = generate_bank(params, Path(cfg.path(cfg.lakehouse.landing)), Path(cfg.path(cfg.lakehouse.truth)),
                              cfg.conf_dir / "sources.yaml")
     log.info("demo: generated %d customers, %d landing files for %s..%s", params.customers,
@@ -272,7 +287,7 @@ def _error_text(context: Mapping) -> str | None:
         reason = context.get("reason")
         return str(reason) if reason else None
     text = str(exc)
-    return (permanent_failure(text) or text)[-4000:]
+    return (error_report(text) or text)[-4000:]
 
 
 def append_run_log(cfg: Config, rows: list[dict]) -> None:
@@ -488,4 +503,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from c360.entry import run_main
+
+    raise SystemExit(run_main(main))

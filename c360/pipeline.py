@@ -14,7 +14,7 @@ from typing import Callable
 
 from pyspark.sql import SparkSession
 
-from c360 import io, quality
+from c360 import faults, io, quality
 from c360.catalog import load_catalog
 from c360.config import Config, load_config
 from c360.run import RunContext, new_run as _new_run
@@ -138,17 +138,102 @@ def check_batch(spark: SparkSession, cfg: Config, name: str, batch, run: RunCont
     return result
 
 
+def has_recorded_pass(cfg: Config, name: str, stamp: dict | None) -> bool:
+    """Whether the ledger records a pass of `name` at exactly the version `stamp` names."""
+    try:
+        entry = json.loads(_ledger_path(cfg, name).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return False
+    return stamp is not None and entry.get("inputs", {}).get("tables", {}).get(name) == stamp
+
+
+def _previous(version: int) -> int | None:
+    return version - 1 if version > 0 else None
+
+
+def audit_unvalidated(spark: SparkSession, cfg: Config, name: str, run: RunContext) -> quality.QualityResult | None:
+    """Validate `name`'s current version if it has no recorded pass (committed by a run that stopped before
+    its gate finished, or by an older code path); raise QualityGateError if it fails, so nothing builds on it."""
+    stamp = io.version_stamp(spark, cfg, name)
+    if stamp is None or has_recorded_pass(cfg, name, stamp):
+        return None
+    log.warning("%s: version %d has no recorded quality pass (a run stopped between its commit and its gate?); "
+                "validating it before anything is written on top of it", name, stamp["version"])
+    result = audit(spark, cfg, name, _previous(stamp["version"]), run)
+    if not result.success:
+        log.error("%s: current version %d fails its quality suite; it was committed without a gate and is not "
+                  "built upon: restore a passing version or fix the input, then rerun\n%s",
+                  name, stamp["version"], result.summary)
+        quality.gate(result)
+    return result
+
+
+def _carry_pass(cfg: Config, name: str, before: dict, after: dict) -> None:
+    """Move the recorded pass of version `before` to `after`, a commit that changed properties, not rows."""
+    path = _ledger_path(cfg, name)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return
+    if entry.get("inputs", {}).get("tables", {}).get(name) != before:
+        return
+    entry["inputs"]["tables"][name] = after
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(entry, indent=2, sort_keys=True), encoding="utf-8")
+    scratch.replace(path)
+
+
+def _gate_for(spark: SparkSession, cfg: Config, name: str, run: RunContext, verdict: dict) -> io.Gate:
+    """The pre-commit gate of `name`: validate the state a write would commit, stop the commit if it fails."""
+    def gate(state, base_version: int | None) -> None:
+        previous_rows = 0 if base_version is None else io.read(spark, cfg, name, version=base_version).count()
+        floor = math.floor(previous_rows * cfg.quality.min_row_ratio_vs_previous)
+        inputs = _gate_inputs(spark, cfg, name)
+        io.register_catalog(spark, cfg)
+        result = quality.validate(state, name, quality_root=cfg.path(cfg.lakehouse.quality), run_id=run.run_id,
+                                  parameters={"min_row_count": floor}, build_docs=False)
+        faults.crash_point(f"{run.job}.during_gate", name)
+        if not result.success:
+            log.error("%s: quality gate failed, nothing committed; version %s stays current\n%s",
+                      name, base_version, result.summary)
+            quality.gate(result)
+        verdict.update(base_version=base_version, inputs=inputs, result=result, floor=floor)
+        faults.crash_point(f"{run.job}.before_commit", name)
+    return gate
+
+
 def gated_write(spark: SparkSession, cfg: Config, name: str, run: RunContext,
                 write: Callable[[], io.WriteStats]) -> io.WriteStats:
-    """Write-audit-publish: write, validate the new version, and restore the previous one if a critical check fails."""
-    before = io.current_version(spark, cfg, name)
-    stats = write()
+    """Write-audit-publish: `write` (io.merge, replace_where or append of `name`) validates the state it would
+    commit with `name`'s suite first and commits only a passing state; no failing version is ever readable.
+
+    The current version is validated first if no pass is recorded for it. After the commit, the pass is
+    recorded for the new version when Delta says the commit was based on the version validated; when
+    another run committed in between, the new version is audited as it stands.
+    """
+    audit_unvalidated(spark, cfg, name, run)
+    before = io.version_stamp(spark, cfg, name)
+    if before is not None and io.ensure_properties(spark, cfg, name, run):
+        _carry_pass(cfg, name, before, io.version_stamp(spark, cfg, name))
+    verdict: dict = {}
+    with io.gated(name, _gate_for(spark, cfg, name, run, verdict)):
+        stats = write()
     if not stats.changed:
         return stats
-    result = audit(spark, cfg, name, before, run)
+    faults.crash_point(f"{run.job}.after_commit", name)
+    pinned = bool(verdict) and stats.read_version == verdict["base_version"] and (
+        verdict["base_version"] is not None or stats.version == 0)
+    if pinned:
+        inputs = verdict["inputs"]
+        inputs["tables"][name] = io.version_stamp(spark, cfg, name, stats.version)
+        _record_pass(cfg, name, inputs, run, verdict["result"], verdict["floor"])
+        return stats
+    log.warning("%s: version %d was not committed on the version its gate validated (another run committed "
+                "in between); auditing the table as it stands now", name, stats.version)
+    result = audit(spark, cfg, name, _previous(stats.version), run)
     if not result.success:
-        io.restore(spark, cfg, name, before, run)
-        log.error("%s: quality gate failed, version %s stays current\n%s", name, before, result.summary)
+        log.error("%s: version %d fails its quality suite after a concurrent commit\n%s", name, stats.version,
+                  result.summary)
         quality.gate(result)
     return stats
 

@@ -18,7 +18,11 @@ is written twice ({{ }}). A query naming a table the session catalog does not ho
 and counts as a failed check of its own severity.
 
 Results and HTML Data Docs stay on disk in a file-backed GX context under the quality root:
-quality_root/gx (suites, checkpoints, validation results) and quality_root/data_docs.
+quality_root/gx (suites, validation definitions, validation results) and quality_root/data_docs.
+Values of PII columns never reach that disk: a result's unexpected-value samples, observed values
+and unexpected rows of the suite's `pii:` columns and of the catalog's (conf/tables.yaml `pii:`,
+conf/sources.yaml `pii: true`) are replaced by "***" before GX stores it, and Data Docs are
+rendered from the stored result.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
-from c360.catalog import LAYERS
+from c360.catalog import LAYERS, load_catalog
+from c360.config import CONF_DIR, load_config
 from c360.errors import QualityGateError
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,8 @@ DATA_SOURCE = "c360_spark"
 SAMPLE_COUNT = 5
 # The Data Docs index lists the newest results only: building it reads every listed result.
 DOCS_INDEX_LIMIT = 500
+# What a stored result and Data Docs show in place of a PII column's value.
+MASK = "***"
 
 _ENTRY_KEYS = {"type", "kwargs", "severity", "description", "meta"}
 _SUITE_KEYS = {"table", "description", "pii", "expectations"}
@@ -60,6 +68,9 @@ _TABLE_REFERENCE = re.compile(rf"\b(?:{'|'.join(LAYERS)})\.[A-Za-z_][A-Za-z0-9_]
 # about a third fewer Spark jobs); a suite that fails is run again in full for the evidence.
 _GATE_FORMAT = {"result_format": "BOOLEAN_ONLY"}
 _EVIDENCE_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_COUNT}
+# Result keys that can carry the data's own values (the rest are counts and percentages).
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_index_list", "unexpected_list", "unexpected_index_list",
+               "unexpected_index_query", "observed_value", "details")
 
 
 class SuiteError(ValueError):
@@ -211,8 +222,8 @@ def _context(quality_root: Path):
     return context
 
 
-def _checkpoint(context, gx_suite, result_format: dict):
-    """Store the suite and (re)bind the table's Validation Definition and Checkpoint to it."""
+def _definition(context, gx_suite):
+    """Store the suite and (re)bind the table's Validation Definition to it."""
     import great_expectations as gx
 
     table = gx_suite.name
@@ -231,27 +242,100 @@ def _checkpoint(context, gx_suite, result_format: dict):
     except KeyError:
         batch = asset.add_batch_definition_whole_dataframe("whole_dataframe")
     suite = context.suites.add_or_update(gx_suite)
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=table, data=batch, suite=suite))
-    return context.checkpoints.add_or_update(gx.Checkpoint(
-        name=table, validation_definitions=[definition], result_format=result_format, actions=[]))
+    return context.validation_definitions.add_or_update(gx.ValidationDefinition(name=table, data=batch, suite=suite))
 
 
-def _run_checkpoint(df, suite: dict, quality_root: Path, run_id: str, parameters: dict, skip: frozenset[int],
-                    result_format: dict):
-    """Run the table's checkpoint on `df`: (validation result, its key, entry index per expectation id)."""
+def _run_suite(df, suite: dict, quality_root: Path, run_id: str, parameters: dict, skip: frozenset[int],
+               result_format: dict, pii: frozenset[str]):
+    """Validate `df`, store the result with PII masked: (result, its key, suite entry index per expectation id)."""
+    from great_expectations.constants import DATAFRAME_REPLACEMENT_STR
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier, ValidationResultIdentifier)
+    from great_expectations.validator.v1_validator import Validator
 
     context = _context(quality_root)
-    checkpoint = _checkpoint(context, build_suite(suite, skip), result_format)
+    definition = _definition(context, build_suite(suite, skip))
     stored = context.suites.get(suite["table"]).expectations
     included = [i for i in range(len(suite["expectations"])) if i not in skip]
     entry_of = {expectation.id: i for expectation, i in zip(stored, included)}
     # An explicit run_time: without one GX parses a date-like run name as the run time.
     run = RunIdentifier(run_name=re.sub(r"[^\w.:+-]", "_", run_id), run_time=dt.datetime.now(dt.timezone.utc))
-    outcome = checkpoint.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters, run_id=run)
-    key, validation = next(iter(outcome.run_results.items()))
+    # What ValidationDefinition.run does, except that it stores the raw result at once: here the
+    # result is masked first, so raw PII values are never written, not even for a moment.
+    validator = Validator(batch_definition=definition.batch_definition, batch_parameters={"dataframe": df},
+                          result_format=result_format)
+    validation = validator.validate_expectation_suite(definition.suite, parameters)
+    validation.meta.update({"validation_id": definition.id, "checkpoint_id": None, "run_id": run,
+                            "validation_time": run.run_time,
+                            "batch_parameters": {"dataframe": DATAFRAME_REPLACEMENT_STR}})
+    mask_pii(validation, pii)
+    key = ValidationResultIdentifier(expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite["table"]),
+                                     run_id=run, batch_identifier=validation.batch_id)
+    context.validation_results_store.set(key, validation)
     return validation, key, entry_of
+
+
+# ---- PII ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def _catalog_pii(conf_dir: str, table: str) -> tuple[str, ...]:
+    """The catalog's PII columns of `table` (none for a table it does not list), once per conf folder."""
+    tables = load_catalog(load_config(conf_dir=Path(conf_dir))).tables
+    return tables[table].pii if table in tables else ()
+
+
+def pii_columns(table: str, suite: dict, catalog_pii: Iterable[str] | None = None) -> frozenset[str]:
+    """PII columns of `table`: the suite's `pii:` list and the catalog's (`catalog_pii`, else the conf folder's)."""
+    if catalog_pii is None:
+        catalog_pii = _catalog_pii(os.environ.get("C360_CONF_DIR", str(CONF_DIR)), table)
+    # The union: a column is masked whichever of the two places declares it.
+    return frozenset(suite["pii"]) | frozenset(catalog_pii)
+
+
+def _masked(value: Any, pii: frozenset[str] | None, named: bool = False) -> Any:
+    """`value` with PII hidden. With pii None: every non-null value. Else the values of mapping (or Spark Row)
+    entries named in `pii`, and any value not named by a column at all, since its column cannot be told."""
+    if value is None:
+        return None
+    if hasattr(value, "asDict"):
+        value = value.asDict(recursive=True)
+    if isinstance(value, dict):
+        return {k: _masked(v, None) if pii is None or k in pii else _masked(v, pii, named=True)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v, pii) for v in value]
+    return value if pii is not None and named else MASK
+
+
+def _pii_scope(kind: str, kwargs: dict, pii: frozenset[str]) -> tuple[tuple[str, ...], frozenset[str] | None] | None:
+    """Which result keys of an expectation to mask, and how (see _masked); None when it touches no PII."""
+    if kind == "unexpected_rows_expectation":
+        # Rows from the query may hold any of the table's columns; its observed value is a count.
+        return ("details",), pii
+    if {kwargs.get(k) for k in ("column", "column_A", "column_B")} & pii:
+        return _VALUE_KEYS, None
+    if set(kwargs.get("column_list") or []) & pii:
+        return _VALUE_KEYS, pii
+    return None
+
+
+def mask_pii(validation, pii: frozenset[str]) -> None:
+    """Replace PII columns' values in a GX validation result (samples, observed values, rows) with MASK, in place."""
+    if not pii:
+        return
+    for outcome in validation.results:
+        scope = _pii_scope(outcome.expectation_config.type, outcome.expectation_config.kwargs or {}, pii)
+        if scope is None or not outcome.result:
+            continue
+        keys, columns = scope
+        for key in keys:
+            if key in outcome.result:
+                outcome.result[key] = _masked(outcome.result[key], columns)
+        if "partial_unexpected_counts" in outcome.result and keys is _VALUE_KEYS:
+            outcome.result["partial_unexpected_counts"] = [
+                {**c, "value": _masked(c.get("value"), columns)} for c in outcome.result["partial_unexpected_counts"]]
 
 
 # ---- readable results --------------------------------------------------------------------
@@ -333,14 +417,15 @@ def _failure_line(entry: dict, outcome, pii: set[str], missing: list[str] | None
     return f"{label}: {_observed(outcome.result or {}, kwargs, bool(columns & pii))}"
 
 
-def _failures(suite: dict, validation, entry_of: dict, missing: dict[int, list[str]]) -> tuple[list[str], list[str]]:
+def _failures(suite: dict, validation, entry_of: dict, missing: dict[int, list[str]],
+              pii: frozenset[str]) -> tuple[list[str], list[str]]:
     """Failure lines in suite order, split by severity; entries not run for missing tables count as failed."""
     failed = [(entry_of[o.expectation_config.id], o) for o in validation.results if not o.success]
     failed += [(i, None) for i in missing]
     critical, warnings = [], []
     for index, outcome in sorted(failed, key=lambda pair: pair[0]):
         entry = suite["expectations"][index]
-        line = _failure_line(entry, outcome, set(suite["pii"]), missing.get(index))
+        line = _failure_line(entry, outcome, pii, missing.get(index))
         (critical if entry["severity"] == "critical" else warnings).append(line)
     return critical, warnings
 
@@ -362,11 +447,16 @@ def _summarise(table: str, run_id: str, rows: int, evaluated: int, critical: lis
 
 
 def validate(df, table: str, *, quality_root: Path, expectations_dir: Path = EXPECTATIONS_DIR, run_id: str,
-             parameters: dict | None = None, build_docs: bool = True) -> QualityResult:
-    """Run `table`'s suite on the Spark DataFrame `df`, store the result under `quality_root` and report it."""
+             parameters: dict | None = None, build_docs: bool = True,
+             catalog_pii: Iterable[str] | None = None) -> QualityResult:
+    """Run `table`'s suite on the Spark DataFrame `df`, store the result (PII masked) under `quality_root`, report it.
+
+    `catalog_pii` is the catalog's PII columns of `table`; by default they are read from the conf folder.
+    """
     started = time.monotonic()
     quality_root = Path(quality_root).resolve()
     suite = load_suite(table, expectations_dir)
+    pii = pii_columns(table, suite, catalog_pii)
     parameters = dict(parameters or {})
     absent = sorted(_parameter_names([e["kwargs"] for e in suite["expectations"]]) - set(parameters))
     if absent:
@@ -379,15 +469,15 @@ def validate(df, table: str, *, quality_root: Path, expectations_dir: Path = EXP
     if cached_here:
         df = df.persist()
     try:
-        run = functools.partial(_run_checkpoint, df, suite, quality_root, run_id, parameters, frozenset(missing))
-        validation, key, entry_of = run(_GATE_FORMAT)
+        run = functools.partial(_run_suite, df, suite, quality_root, run_id, parameters, frozenset(missing))
+        validation, key, entry_of = run(_GATE_FORMAT, pii)
         if not validation.success:
-            validation, key, entry_of = run(_EVIDENCE_FORMAT)
+            validation, key, entry_of = run(_EVIDENCE_FORMAT, pii)
         rows = df.count()
     finally:
         if cached_here:
             df.unpersist()
-    critical, warnings = _failures(suite, validation, entry_of, missing)
+    critical, warnings = _failures(suite, validation, entry_of, missing, pii)
     docs = _build_docs(quality_root, [key]) if build_docs else None
     evaluated = len(suite["expectations"])
     summary = _summarise(table, run_id, rows, evaluated, critical, warnings, time.monotonic() - started, docs)
@@ -420,6 +510,31 @@ def _unrendered(quality_root: Path) -> list:
     pages = _docs_dir(quality_root) / "validations"
     keys = _context(quality_root).validation_results_store.list_keys()
     return [k for k in keys if not pages.joinpath(*k.to_tuple()[:-1], f"{k.to_tuple()[-1]}.html").exists()]
+
+
+def mask_stored_results(quality_root: Path, expectations_dir: Path = EXPECTATIONS_DIR) -> int:
+    """Mask every stored validation result again with the PII columns declared now; returns how many changed.
+
+    For results stored before a column was declared PII (or before results were masked at all);
+    rebuild the Data Docs with build_data_docs(full=True) afterwards, so their pages change too.
+    """
+    store = _context(Path(quality_root).resolve()).validation_results_store
+    changed = 0
+    for key in store.list_keys():
+        table = key.expectation_suite_identifier.name
+        try:
+            suite = load_suite(table, expectations_dir)
+        except SuiteError:
+            # A suite since removed: the catalog's declaration still applies.
+            suite = {"pii": []}
+        result = store.get(key)
+        before = result.to_json_dict()
+        mask_pii(result, pii_columns(table, suite))
+        if result.to_json_dict() != before:
+            store.set(key, result)
+            changed += 1
+    log.info("quality: masked PII in %d stored validation results", changed)
+    return changed
 
 
 def build_data_docs(quality_root: Path, full: bool = False) -> str:

@@ -58,7 +58,7 @@ class C360SparkSubmitOperator(SparkSubmitOperator):
         )
 
     def execute(self, context) -> None:
-        """Fill in Spark settings from conf, run spark-submit, and fail without retries on a quality gate."""
+        """Fill in Spark settings from conf, run spark-submit, and fail without retries on a user or data error."""
         cfg = load_config()
         # A templated flag that rendered empty (e.g. --full-relink off) is no argument at all.
         self.application_args = [a for a in self.application_args if a]
@@ -68,10 +68,18 @@ class C360SparkSubmitOperator(SparkSubmitOperator):
         try:
             super().execute(context)
         except AirflowException as exc:
-            report = orchestration.permanent_failure(str(exc))
-            if report is None:
+            code = self._exit_code(str(exc))
+            if not orchestration.permanent_failure(code):
                 raise
-            # A data problem (a failed quality gate, a history finding): retrying the same
-            # data cannot succeed, so fail now; a gated write already restored the previous
-            # table version, and downstream tasks do not run.
-            raise AirflowFailException(f"{self.name} failed on its data, not retried:\n{report}") from None
+            # The job's exit code says the input is at fault (2: bad arguments; 3: a user error such
+            # as a landing file breaking its contract; 4: data, such as a failed quality gate):
+            # retrying the same input cannot succeed, so fail now. A gated write committed nothing that failed its gate,
+            # and downstream tasks do not run.
+            report = orchestration.error_report(str(exc)) or str(exc)
+            raise AirflowFailException(f"{self.name} failed with exit code {code}, not retried:\n{report}") from None
+
+    def _exit_code(self, message: str) -> int | None:
+        """spark-submit's exit code, which in client mode is the job driver's own (c360.errors codes)."""
+        process = getattr(self._hook, "_submit_sp", None)
+        code = getattr(process, "returncode", None)
+        return code if code is not None else orchestration.submit_exit_code(message)

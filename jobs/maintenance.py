@@ -124,14 +124,22 @@ def run_maintenance(spark: SparkSession, cfg: Config, run: RunContext, steps: li
 
 def main(argv: list[str] | None = None) -> int:
     """spark-submit / python -m entry point: --step history|optimize|vacuum (repeatable, default all) on every table."""
+    from c360.errors import DataError
+
     parser = pipeline.job_parser(JOB, __doc__)
     parser.add_argument("--step", action="append", choices=STEPS, help="step to run (repeatable; default: all)")
     parser.add_argument("--table", action="append", help="only this table (repeatable)")
     args = parser.parse_args(argv)
     cfg, spark, run = pipeline.start_job(JOB, args)
-    pipeline.emit(run_maintenance(spark, cfg, run, args.step or list(STEPS), args.table))
+    try:
+        pipeline.emit(run_maintenance(spark, cfg, run, args.step or list(STEPS), args.table))
+    except HistoryCheckError as exc:
+        # A finding is in the tables' history: rerunning the check cannot clear it (exit 4, no retry).
+        raise DataError(str(exc)) from exc
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from c360.entry import run_main
+
+    raise SystemExit(run_main(main))

@@ -5,7 +5,7 @@ together (suites that compare tables see their final versions) before the next l
 A table whose version passed its suite with every table that suite reads at today's versions is
 not validated again (the verdict of the same suite on the same Delta versions cannot change), so
 a rerun, and a table nothing changed since its own gate, costs a history lookup, not a GX run.
-Nothing is written, so nothing needs restoring: a critical failure fails the step (exit code 1)
+Nothing is written, so nothing needs restoring: a critical failure fails the step (exit code 4)
 with every failing table's GX summary in the log, and downstream steps do not run.
 """
 
@@ -73,4 +73,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from c360.entry import run_main
+
+    raise SystemExit(run_main(main))

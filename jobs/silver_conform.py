@@ -11,7 +11,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from c360 import io, pipeline
-from c360.catalog import SourceFeed, load_catalog
+from c360.catalog import SourceFeed, TableSpec, load_catalog
 from c360.config import Config
 from c360.run import RunContext
 from c360.standardize import (blank_to_null, clean_address_line, clean_code, clean_email, clean_name,
@@ -178,9 +178,13 @@ def build_accounts(core: DataFrame, cards: DataFrame) -> DataFrame:
     return with_record_hash(latest.drop(*_LINEAGE), keys)
 
 
-def _fact(df: DataFrame, keys: list[str], order: list[Column], columns: list[Column]) -> DataFrame:
-    """Select a fact's columns, keep the latest delivery per key, and fingerprint it."""
+def _fact(df: DataFrame, keys: list[str], order: list[Column], columns: list[Column], *,
+          landing: bool = False) -> DataFrame:
+    """Select a fact's columns, keep the latest delivery per key, and fingerprint it; with `landing`, keep the
+    landing date of that delivery as landing_date (incremental tables use it to retract re-delivered files' rows)."""
     latest = latest_per_key(df.select(*columns, *_LINEAGE), keys, order)
+    if landing:
+        latest = latest.withColumn("landing_date", F.col("_landing_date"))
     return with_record_hash(latest.drop(*_LINEAGE), keys)
 
 
@@ -188,7 +192,7 @@ def build_balances(df: DataFrame) -> DataFrame:
     """Core banking balances -> one row per account and balance date."""
     return _fact(df, ["account_id", "balance_date"], [], [
         F.col("account_no").alias("account_id"), "balance_date",
-        F.col("ledger_balance").alias("balance"), clean_code(F.col("currency")).alias("currency")])
+        F.col("ledger_balance").alias("balance"), clean_code(F.col("currency")).alias("currency")], landing=True)
 
 
 def build_card_transactions(df: DataFrame) -> DataFrame:
@@ -196,7 +200,8 @@ def build_card_transactions(df: DataFrame) -> DataFrame:
     return _fact(df, ["txn_id"], [], [
         "txn_id", F.col("card_account_id").alias("account_id"), "txn_at", F.to_date("txn_at").alias("txn_date"),
         "amount", clean_code(F.col("currency")).alias("currency"), blank_to_null(F.col("merchant_category")).alias("merchant_category"),
-        clean_code(F.col("merchant_country")).alias("merchant_country"), clean_code(F.col("channel")).alias("channel")])
+        clean_code(F.col("merchant_country")).alias("merchant_country"), clean_code(F.col("channel")).alias("channel")],
+        landing=True)
 
 
 def build_digital_events(df: DataFrame) -> DataFrame:
@@ -204,14 +209,15 @@ def build_digital_events(df: DataFrame) -> DataFrame:
     return _fact(df, ["event_id"], [], [
         "event_id", "digital_id", clean_code(F.col("event_type"), upper=False).alias("event_type"), "event_at",
         blank_to_null(F.col("device_id")).alias("device_id"), clean_code(F.col("ip_country")).alias("ip_country"),
-        clean_code(F.col("channel"), upper=False).alias("channel")])
+        clean_code(F.col("channel"), upper=False).alias("channel")], landing=True)
 
 
 def build_interactions(df: DataFrame) -> DataFrame:
     """CRM interactions -> one row per interaction_id."""
     return _fact(df, ["interaction_id"], [], [
         "interaction_id", "contact_id", clean_code(F.col("channel"), upper=False).alias("channel"),
-        blank_to_null(F.col("topic")).alias("topic"), blank_to_null(F.col("outcome")).alias("outcome"), "interaction_at"])
+        blank_to_null(F.col("topic")).alias("topic"), blank_to_null(F.col("outcome")).alias("outcome"),
+        "interaction_at"], landing=True)
 
 
 def build_offers(df: DataFrame) -> DataFrame:
@@ -219,13 +225,13 @@ def build_offers(df: DataFrame) -> DataFrame:
     return _fact(df, ["offer_id"], [], [
         "offer_id", "contact_id", blank_to_null(F.col("campaign_id")).alias("campaign_id"),
         clean_code(F.col("product_code")).alias("product_code"),
-        clean_code(F.col("channel"), upper=False).alias("channel"), "offered_at"])
+        clean_code(F.col("channel"), upper=False).alias("channel"), "offered_at"], landing=True)
 
 
 def build_offer_responses(df: DataFrame) -> DataFrame:
     """Offer responses -> one row per answered offer_id, the latest answer."""
     return _fact(df, ["offer_id"], [F.col("responded_at")], [
-        "offer_id", clean_code(F.col("response"), upper=False).alias("response"), "responded_at"])
+        "offer_id", clean_code(F.col("response"), upper=False).alias("response"), "responded_at"], landing=True)
 
 
 def build_complaints(df: DataFrame) -> DataFrame:
@@ -245,7 +251,7 @@ def build_consents(df: DataFrame) -> DataFrame:
         "consent_id", clean_code(F.col("customer_ref_system"), upper=False).alias("customer_ref_system"),
         "customer_ref", clean_code(F.col("purpose"), upper=False).alias("purpose"),
         clean_code(F.col("status"), upper=False).alias("status"), "recorded_at",
-        clean_code(F.col("channel"), upper=False).alias("channel")])
+        clean_code(F.col("channel"), upper=False).alias("channel")], landing=True)
 
 
 # ---- the job ------------------------------------------------------------------------------
@@ -306,6 +312,15 @@ def _inputs(spark: SparkSession, cfg: Config, step: SilverStep, run_date: dt.dat
     return inputs
 
 
+def retraction(table: TableSpec, run_date: dt.date | None) -> str | None:
+    """For an incremental table conformed for one landing date: the rows that date delivered (a predicate on
+    landing_date). Those whose key that date's bronze partition no longer holds were retracted by a
+    re-delivered file, so the merge deletes them; rows of other dates are never touched."""
+    if table.mode != "incremental" or run_date is None or "landing_date" not in table.columns:
+        return None
+    return f"landing_date = DATE'{run_date.isoformat()}'"
+
+
 def run_conform(spark: SparkSession, cfg: Config, run: RunContext, run_date: dt.date | None,
                 tables: list[str] | None = None) -> dict[str, io.WriteStats]:
     """Build and merge every silver table (or `tables`) behind its quality gate; returns what each write did."""
@@ -320,9 +335,10 @@ def run_conform(spark: SparkSession, cfg: Config, run: RunContext, run_date: dt.
             raise RuntimeError(f"{step.table}: bronze input not ingested yet: {missing}; run `c360 ingest` first")
         frame = step.build(_inputs(spark, cfg, step, run_date), params)
         rebuild = catalog.table(step.table).mode == "rebuild"
+        retract = retraction(catalog.table(step.table), run_date)
         stats = pipeline.gated_write(
             spark, cfg, step.table, run,
-            lambda: io.merge(spark, cfg, step.table, frame, run, delete_missing=rebuild))
+            lambda: io.merge(spark, cfg, step.table, frame, run, delete_missing=rebuild, retract_where=retract))
         log.info("%s: version %s, +%d ~%d -%d", step.table, stats.version, stats.inserted, stats.updated, stats.deleted)
         results[step.table] = stats
     return results
@@ -341,4 +357,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from c360.entry import run_main
+
+    raise SystemExit(run_main(main))

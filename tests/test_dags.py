@@ -173,13 +173,83 @@ def test_only_tasks_pattern_marks_every_other_task():
     assert pattern.fullmatch("bronze.ingest") and pattern.fullmatch("silver.conform_x")
 
 
-def test_a_failed_quality_gate_is_recognised_in_spark_submit_output():
-    tail = ("Cannot execute: spark-submit ... Error code is: 1.\nLast spark-submit output:\nTraceback (most recent call last):\n"
-            "  File \"jobs/silver_conform.py\", line 3\nc360.quality.QualityGateError: quality silver.accounts (run r1): "
-            "FAILED: 12 expectations\n  CRITICAL expect_column_values_to_be_unique [account_id]: 2 unexpected")
-    assert orchestration.permanent_failure(tail).startswith("quality silver.accounts (run r1): FAILED")
-    assert "CRITICAL" in orchestration.permanent_failure(tail)
-    assert orchestration.permanent_failure("Cannot execute: spark-submit ... Error code is: 137.") is None
+def test_a_failed_quality_gate_is_recognised_by_the_jobs_exit_code():
+    tail = ("Cannot execute: spark-submit ... Error code is: 4.\nLast spark-submit output:\n"
+            "2026-10-02 10:00:00,000 ERROR c360.quality: quality silver.accounts (run r1): FAILED\n"
+            "c360: error: quality silver.accounts (run r1): FAILED: 12 expectations\n"
+            "  CRITICAL expect_column_values_to_be_unique [account_id]: 2 unexpected")
+    code = orchestration.submit_exit_code(tail)
+    assert code == 4 and orchestration.permanent_failure(code)
+    assert orchestration.error_report(tail).startswith("quality silver.accounts (run r1): FAILED: 12 expectations")
+    assert "CRITICAL" in orchestration.error_report(tail)
+    # A bug or the machine (exit 1, a JVM killed with 137): worth a retry, and no report of the job's own.
+    assert not orchestration.permanent_failure(1) and not orchestration.permanent_failure(137)
+    assert not orchestration.permanent_failure(None)
+    assert orchestration.error_report("Cannot execute: spark-submit ... Error code is: 137.") is None
+
+
+_SUBMIT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from _common import C360SparkSubmitOperator
+    from airflow.sdk.exceptions import AirflowFailException
+    task = C360SparkSubmitOperator(task_id="task", run_date="2026-10-01", openlineage_inject_parent_job_info=False,
+                                   **json.loads(sys.argv[2]))
+    try:
+        task.execute({})
+    except AirflowFailException as exc:
+        print("RESULT " + json.dumps(str(exc)))
+""")
+
+
+def _submit(tmp_path: Path, **task) -> str:
+    """Run one C360SparkSubmitOperator (a real spark-submit) in a child process; the AirflowFailException's text."""
+    environ = {"C360__LAKEHOUSE__ROOT": str(tmp_path / "lakehouse"), "C360__LAKEHOUSE__QUALITY": str(tmp_path / "q"),
+               "C360__LINEAGE__ENABLED": "false", "C360__ORCHESTRATION__AIRFLOW_HOME": str(tmp_path / "airflow"),
+               "C360__SPARK__MASTER": "local[1]", "C360__SPARK__DRIVER_MEMORY": "1g",
+               "C360__SPARK__LOG_LEVEL": "ERROR"}
+    cfg = load_config(environ=environ)
+    env = orchestration.airflow_env(cfg, {**_clean_environ(), **environ})
+    proc = subprocess.run([sys.executable, "-c", _SUBMIT, str(orchestration.DAGS_FOLDER), json.dumps(task)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert line, (proc.stdout[-3000:], proc.stderr[-3000:])
+    return json.loads(line[len("RESULT "):])
+
+
+def test_a_user_error_in_a_spark_submit_job_fails_its_task_without_retry(tmp_path):
+    # Only the job sees the bad key (env_vars): it fails at start-up with a user error, exit 3.
+    message = _submit(tmp_path, job="publish_gold", env_vars={"C360__NOPE__X": "1"})
+    # spark-submit (client mode) exits with the driver's own code, which the task reads.
+    assert message.startswith("c360_publish_gold failed with exit code 3, not retried:\n"), message
+    report = message.split("\n", 1)[1]
+    assert report.startswith("unknown config key 'nope' in environment variables C360__*") and "\n" not in report
+
+
+@pytest.mark.slow
+def test_a_failed_quality_gate_in_a_spark_submit_job_fails_its_task_with_the_summary(tmp_path):
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from c360.catalog import load_catalog
+
+    # silver.accounts holding one account twice, as a manual fix might leave it.
+    spec = load_catalog(load_config()).table("silver.accounts")
+    row = {"source_system": "cards", "account_id": "DUP-1", "source_customer_id": "C1", "product_type": "credit_card",
+           "currency": "GBP", "opened_date": dt.date(2020, 1, 1), "closed_date": None, "status": "active",
+           "credit_limit": Decimal("10.00"), "card_number_hash": "e" * 64,
+           "source_updated_at": dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc), "record_hash": "a" * 64}
+    types = {"string": pa.string(), "date": pa.date32(), "decimal(18,2)": pa.decimal128(18, 2),
+             "timestamp": pa.timestamp("us", tz="UTC")}
+    schema = pa.schema([(name, types[kind]) for name, kind in spec.columns.items()])
+    write_deltalake(str(tmp_path / "lakehouse" / "silver" / "accounts"), pa.Table.from_pylist([row, row], schema))
+    message = _submit(tmp_path, job="quality_check", job_args=["--table", "silver.accounts"])
+    assert message.startswith("c360_quality_check failed with exit code 4, not retried:\nquality silver.accounts"), \
+        message
+    assert "CRITICAL expect_compound_columns_to_be_unique [source_system, account_id]" in message
 
 
 def test_table_uri_is_the_delta_location():

@@ -324,3 +324,96 @@ def test_a_passed_version_is_not_validated_again_until_it_or_a_table_its_suite_r
     for _ in range(2):
         failed = check()
         assert not failed.success and "one row per account" in failed.summary
+
+
+PII_SUITE = r"""
+table: silver.accounts
+description: the catalog declares card_number_hash PII; this suite adds email
+pii: [email]
+expectations:
+  - type: expect_column_values_to_match_regex
+    kwargs: {column: email, regex: '^[a-z0-9.]+@example\.com$'}
+    severity: critical
+  - type: expect_column_values_to_match_regex
+    kwargs: {column: card_number_hash, regex: '^[0-9a-f]{64}$'}
+    severity: critical
+  - type: expect_column_values_to_be_in_set
+    kwargs: {column: product_type, value_set: [current, savings]}
+    severity: critical
+  - {type: expect_compound_columns_to_be_unique, kwargs: {column_list: [account_id, email]}, severity: critical}
+  - type: unexpected_rows_expectation
+    severity: warning
+    kwargs: {unexpected_rows_query: "SELECT * FROM {batch} WHERE product_type NOT IN ('current', 'savings')"}
+"""
+
+
+def test_pii_values_never_reach_stored_results_or_data_docs(spark, tmp_path):
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    (suites / "silver.accounts.yaml").write_text(PII_SUITE)
+    schema = "source_system string, account_id string, product_type string, email string, card_number_hash string"
+    rows = [
+        ("core_banking", "A1", "current", "ann@example.com", "a" * 64),
+        ("cards", "A2", "savings", "zq.unique.4711@nowhere.test", "b" * 64),  # e-mail (suite PII) fails
+        ("cards", "A3", "current", "bob@example.com", "HASH-UNIQUE-8812"),  # hash (catalog PII) fails
+        ("cards", "A4", "zz_product_42", "carol@example.com", "c" * 64),  # non-PII value fails
+        ("cards", "ACC-VISIBLE-77", "current", "dup.unique.5150@example.com", "d" * 64),
+        ("cards", "ACC-VISIBLE-77", "current", "dup.unique.5150@example.com", "d" * 64),  # duplicate pair
+        ("cards", "A6", None, None, None),
+    ]
+    root = tmp_path / "quality"
+    result = quality.validate(spark.createDataFrame(rows, schema), "silver.accounts", quality_root=root,
+                              expectations_dir=suites, run_id="pii-run", parameters={}, build_docs=True)
+    quality.build_data_docs(root, full=True)
+    assert len(result.critical_failures) == 4
+    files = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert any(p.suffix == ".html" and "validations" in p.parts for p in files)
+    for secret in (b"zq.unique.4711", b"HASH-UNIQUE-8812", b"dup.unique.5150"):
+        leaks = [str(p) for p, data in files.items() if secret in data]
+        assert not leaks, (secret, leaks)
+    stored = [data for p, data in files.items() if p.suffix == ".json" and "validations" in p.parts]
+    # The non-PII columns' unexpected values stay, in the stored result and its Data Docs page.
+    assert any(b"zz_product_42" in data and b"ACC-VISIBLE-77" in data and b'"***"' in data for data in stored)
+    assert any(b"zz_product_42" in data for p, data in files.items() if p.suffix == ".html")
+    assert not any(s in result.summary for s in ("zq.unique.4711", "HASH-UNIQUE-8812", "dup.unique.5150"))
+
+
+def test_unexpected_rows_keep_only_their_non_pii_columns():
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+    from pyspark.sql import Row
+
+    rows = ExpectationValidationResult(
+        success=False, expectation_config=ExpectationConfiguration(
+            type="unexpected_rows_expectation", kwargs={"unexpected_rows_query": "SELECT * FROM {batch}"}),
+        result={"observed_value": 2, "details": {"unexpected_rows": [
+            Row(account_id="A1", email="zq@x.test"), {"account_id": "A2", "email": None}, ("A3", "raw@x.test")]}})
+    validation = ExpectationSuiteValidationResult(success=False, results=[rows], suite_name="t")
+    quality.mask_pii(validation, frozenset({"email"}))
+    # Named PII fields are masked, named others kept, and a row without column names is masked whole.
+    assert validation.results[0].result == {"observed_value": 2, "details": {"unexpected_rows": [
+        {"account_id": "A1", "email": quality.MASK}, {"account_id": "A2", "email": None},
+        [quality.MASK, quality.MASK]]}}
+
+
+def test_results_stored_before_a_column_became_pii_are_masked_again(spark, tmp_path):
+    suites = tmp_path / "expectations"
+    suites.mkdir()
+    suite = """
+table: test.late_pii
+pii: {pii}
+expectations:
+  - {{type: expect_column_values_to_match_regex, kwargs: {{column: nickname, regex: '^[a-z]+$'}}, severity: critical}}
+"""
+    (suites / "test.late_pii.yaml").write_text(suite.format(pii="[]"))
+    root = tmp_path / "quality"
+    df = spark.createDataFrame([("ann",), ("Late-PII-3141",), (None,)], "nickname string")
+    quality.validate(df, "test.late_pii", quality_root=root, expectations_dir=suites, run_id="before",
+                     parameters={}, build_docs=True)
+    assert any(b"Late-PII-3141" in p.read_bytes() for p in root.rglob("*") if p.is_file())
+    (suites / "test.late_pii.yaml").write_text(suite.format(pii="[nickname]"))
+    # The gate's BOOLEAN_ONLY result holds no values: only the evidence run's result changes.
+    assert quality.mask_stored_results(root, suites) == 1
+    quality.build_data_docs(root, full=True)
+    assert not [str(p) for p in root.rglob("*") if p.is_file() and b"Late-PII-3141" in p.read_bytes()]
+    assert quality.mask_stored_results(root, suites) == 0

@@ -126,7 +126,7 @@ JSON_FEED = SourceFeed(
 def test_landing_files_that_drift_from_their_contract_are_refused_by_name(spark, tmp_path):
     import pytest
 
-    from c360.io import LandingError, read_landing
+    from c360.landing import LandingError, read_landing
 
     good = tmp_path / "good.jsonl"
     good.write_text('{"eventId": "E1", "amount": "1.50"}\n\n{"eventId": "E2"}\n{"eventId": "E3", "amo\n')
