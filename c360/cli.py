@@ -218,6 +218,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Where a run's time went: each job's phases with wall seconds, Spark jobs and time outside Spark."""
+    from c360 import profile
+    from c360.config import load_config
+
+    cfg = load_config(args.env)
+    profiles = profile.load(cfg, args.run_id)
+    if not profiles:
+        raise UserError(f"no profile for run {args.run_id!r} under {profile.profile_dir(cfg, args.run_id)}")
+    _out(profile.render(profiles))
+    return EXIT_OK
+
+
 def cmd_lineage(args: argparse.Namespace) -> int:
     """Upstream tables and jobs of a table, and the runs behind its recent versions (no JVM needed)."""
     from c360 import lineage
@@ -294,6 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--truncate", type=int, help="cut values to this many characters")
     p.add_argument("--vertical", action="store_true", help="one field per line")
+    p = add("profile", cmd_profile)
+    p.add_argument("run_id", help="run id, as in the job log or the Airflow DAG run id")
     p = add("lineage", cmd_lineage)
     p.add_argument("table", help="catalog table, e.g. gold.customer_360")
     p.add_argument("--versions", type=int, default=10, help="recent versions to show")

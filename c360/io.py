@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from c360 import profile
 from c360.catalog import TableSpec, load_catalog
 from c360.config import Config
 from c360.run import RunContext
@@ -203,8 +204,9 @@ def _is_gated(name: str) -> bool:
 
 
 def _check_gate(name: str, state: DataFrame, base_version: int | None) -> None:
-    for gate in _GATES.get().get(name, ()):
-        gate(state, base_version)
+    with profile.current().phase("gate", name):
+        for gate in _GATES.get().get(name, ()):
+            gate(state, base_version)
 
 
 _CONFLICTS = (ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,

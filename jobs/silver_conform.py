@@ -10,9 +10,10 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from c360 import io, pipeline
+from c360 import io, pipeline, profile
 from c360.catalog import SourceFeed, TableSpec, load_catalog
 from c360.config import Config
+from c360.errors import UserError
 from c360.run import RunContext
 from c360.standardize import (blank_to_null, clean_address_line, clean_code, clean_email, clean_name,
                               clean_postcode, clean_title, phone_e164)
@@ -327,20 +328,23 @@ def run_conform(spark: SparkSession, cfg: Config, run: RunContext, run_date: dt.
     params = ConformParams(home_country_code=cfg.ingest.home_country_code)
     catalog = load_catalog(cfg)
     results = {}
+    prof = profile.start(JOB, run.run_id, spark)
     for step in STEPS:
         if tables and step.table not in tables:
             continue
         missing = [k for k in step.feeds if not io.exists(spark, cfg, catalog.feed(*k.split(".")).bronze_table)]
         if missing:
-            raise RuntimeError(f"{step.table}: bronze input not ingested yet: {missing}; run `c360 ingest` first")
+            raise UserError(f"{step.table}: bronze input not ingested yet: {missing}; run `c360 ingest` first")
         frame = step.build(_inputs(spark, cfg, step, run_date), params)
         rebuild = catalog.table(step.table).mode == "rebuild"
         retract = retraction(catalog.table(step.table), run_date)
-        stats = pipeline.gated_write(
-            spark, cfg, step.table, run,
-            lambda: io.merge(spark, cfg, step.table, frame, run, delete_missing=rebuild, retract_where=retract))
+        with prof.phase("write", step.table):
+            stats = pipeline.gated_write(
+                spark, cfg, step.table, run,
+                lambda: io.merge(spark, cfg, step.table, frame, run, delete_missing=rebuild, retract_where=retract))
         log.info("%s: version %s, +%d ~%d -%d", step.table, stats.version, stats.inserted, stats.updated, stats.deleted)
         results[step.table] = stats
+    prof.save(cfg)
     return results
 
 

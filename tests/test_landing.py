@@ -238,3 +238,19 @@ def test_a_killed_ingest_rerun_loses_and_duplicates_nothing(spark, uninterrupted
     rerun = _run_job(root)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert _content(spark, cfg) == uninterrupted
+
+
+def test_the_ingest_profile_names_each_phase_and_the_spark_jobs_it_ran(bad_delivery):
+    from c360 import profile
+
+    cfg, _ = bad_delivery
+    [run_dir] = (Path(cfg.lakehouse.root) / "_profiles").iterdir()
+    [prof] = profile.load(cfg, run_dir.name)
+    phases = {(p["phase"], p["table"]): p for p in prof["phases"]}
+    assert {("scan", "bronze.core_banking_accounts"), ("parse", "bronze.core_banking_accounts"),
+            ("gate", "bronze.core_banking_accounts"), ("write", "bronze.core_banking_accounts"),
+            ("write", "bronze.ingest_log")} <= set(phases)
+    gate = phases[("gate", "bronze.core_banking_accounts")]
+    assert gate["spark_jobs"] > 0 and 0 < gate["spark_seconds"] <= gate["seconds"]
+    assert sum(p["seconds"] for p in prof["phases"]) <= prof["seconds"]
+    assert "bronze.core_banking_accounts" in profile.render([prof])
