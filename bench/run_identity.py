@@ -35,7 +35,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from bench.run_foundation import PeakMemory  # noqa: E402
 from bench import _results  # noqa: E402
 from bench._results import RESULTS  # noqa: E402
-from c360 import io, pipeline  # noqa: E402
+from c360 import io, landing, pipeline  # noqa: E402
 from c360.catalog import load_catalog  # noqa: E402
 from c360.config import load_config  # noqa: E402
 from c360.datagen import products  # noqa: E402
@@ -78,7 +78,7 @@ def _typed(spark, cfg, key: str):
     feed = load_catalog(cfg).feed(*key.split("."))
     frames = []
     for path in sorted(glob.glob(f"{cfg.path(cfg.lakehouse.landing)}/{feed.system}/{feed.feed}/date=*/*")):
-        validated = bronze_ingest.validate_records(io.read_landing(spark, feed, path), feed)
+        validated = bronze_ingest.validate_records(landing.read_landing(spark, feed, path), feed)
         frames.append(validated.filter(F.col("_defect").isNull()).withColumn("_landing_date", F.lit(START)))
     frame = frames[0]
     for other in frames[1:]:

@@ -15,8 +15,10 @@ from splink import Linker
 from c360 import io, pipeline
 from c360.config import Config
 from c360.identity import clustering, evaluation, matching, model, review, stable_ids, store, survivorship
+from c360.identity import profile as profiling
 from c360.identity.backend import Backend, open_backend
 from c360.identity.conf import IdentityConf, load_identity_conf
+from c360.identity import features
 from c360.identity.features import SPLINK_COLUMNS, build_match_records
 from c360.run import RunContext
 
@@ -48,6 +50,12 @@ class ResolutionReport:
     review_pending: int
     seconds: dict = field(default_factory=dict)
     writes: dict = field(default_factory=dict)
+    # Fill rate and distinct share of each comparison field per source system (c360.identity.profile).
+    profile: dict = field(default_factory=dict)
+    # When this run trained: comparisons, EM passes run and skipped, the prior and where it came from.
+    training: dict | None = None
+    # Share of the truth's record pairs that blocking put up for scoring (full runs with truth only).
+    blocking_recall: dict | None = None
 
     @property
     def f1(self) -> float | None:
@@ -177,43 +185,77 @@ def _previous_state(spark: SparkSession, cfg: Config) -> _State:
     return _State(xref, review_df, golden)
 
 
+def _fits_code(stored: store.StoredModel, conf: IdentityConf, dialect: str) -> bool:
+    """Whether a stored model's comparisons are those the code defines now (else it must be retrained)."""
+    try:
+        model.settings_for(stored.settings, conf, dialect)
+    except model.ModelMismatchError as exc:
+        log.warning("identity: stored model %s no longer fits the code (%s); training a new version",
+                    stored.version, exc)
+        return False
+    return True
+
+
 def _trained_model(spark: SparkSession, be: Backend, conf: IdentityConf, resolvable, n_records: int,
-                   retrain: bool, run: RunContext) -> tuple[store.StoredModel, bool, dict]:
-    """The stored model in use; trained (and stored, and logged to MLflow) first when asked or when none exists."""
+                   retrain: bool, run: RunContext, profile: dict) -> tuple[store.StoredModel, dict | None, dict]:
+    """The stored model in use, and what training did (None when not trained); trained (and stored, and
+    logged to MLflow) first when asked, when none exists or when the stored one no longer fits the code."""
     models = store.ModelStore(spark, conf.model.store)
     stored = None if retrain else models.latest()
-    if stored is not None:
-        return stored, False, {}
-    linker = Linker(resolvable, model.settings(conf), log_level=logging.WARNING)
+    if stored is not None and _fits_code(stored, conf, be.dialect):
+        return stored, None, {}
     started = time.perf_counter()
-    seconds = model.train(linker, conf, n_records)
+    linker, training = model.train(resolvable, conf, n_records, profile)
+    seconds = training.pop("seconds")
     trained = linker.misc.save_model_to_json()
     linker.table_management.invalidate_cache()
     seconds["training"] = time.perf_counter() - started
     meta = {"trained_at": run.started_at.isoformat(), "run_id": run.run_id, "records": n_records,
-            "backend": be.name, "git_sha": run.git_sha, "seconds": seconds, "store": conf.model.store}
+            "backend": be.name, "git_sha": run.git_sha, "seconds": seconds, "store": conf.model.store,
+            "training": training}
     stored = models.save(trained, meta)
     store.log_to_mlflow(
         conf, f"train {stored.version}", params={"model_version": stored.version, "records": n_records,
-                                                 "backend": be.name, "em_blocking_rules": conf.model.em_blocking_rules},
+                                                 "backend": be.name, "em_blocking_rules": training["em_passes"],
+                                                 "comparisons": training["comparisons"],
+                                                 "prior_source": training["prior_source"][:500]},
         metrics={"seconds_training": seconds["training"],
                  "probability_two_random_records_match": trained["probability_two_random_records_match"]},
-        artifacts={"splink_model.json": json.dumps(trained, indent=2), "meta.json": json.dumps(meta, indent=2)},
+        artifacts={"splink_model.json": json.dumps(trained, indent=2), "meta.json": json.dumps(meta, indent=2),
+                   "profile.json": json.dumps(profile, indent=2)},
         tags={"c360.job": JOB, "c360.kind": "identity_model", "c360.run_id": run.run_id})
-    return stored, True, seconds
+    return stored, training, seconds
+
+
+def _accounts(spark: SparkSession, cfg: Config) -> DataFrame:
+    """silver.accounts, or no rows when it is not built (a bank conforming only its customer records)."""
+    if io.exists(spark, cfg, ACCOUNTS):
+        return io.read(spark, cfg, ACCOUNTS)
+    return spark.createDataFrame([], io.schema_of(io.spec(cfg, ACCOUNTS)))
+
+
+def profile_match_records(spark: SparkSession, cfg: Config, conf: IdentityConf) -> dict:
+    """Profile of the current customer records as identity sees them (the `c360 identity profile` command)."""
+    match = build_match_records(io.read(spark, cfg, RECORDS), _accounts(spark, cfg), conf.nicknames,
+                                conf.crowded_values)
+    return profiling.profile_records(match)
 
 
 def train_model(spark: SparkSession, cfg: Config, run: RunContext, conf: IdentityConf) -> store.StoredModel:
     """Train a new model version on the current records and store it (the explicit retraining command)."""
-    match = build_match_records(io.read(spark, cfg, RECORDS), io.read(spark, cfg, ACCOUNTS), conf.nicknames,
-                                conf.crowded_values)
+    match = build_match_records(io.read(spark, cfg, RECORDS), _accounts(spark, cfg), conf.nicknames,
+                                conf.crowded_values).persist()
+    profile = profiling.profile_records(match)
+    model.plan_training(conf, profile)
     resolvable = match.filter(F.col("unresolvable_reason").isNull()).select(*SPLINK_COLUMNS).persist()
     be = open_backend(spark, conf)
     try:
-        stored, _, _ = _trained_model(spark, be, conf, be.register(resolvable), resolvable.count(), True, run)
+        stored, _, _ = _trained_model(spark, be, conf, be.register(resolvable), resolvable.count(), True, run,
+                                      profile)
     finally:
         be.close()
         resolvable.unpersist()
+        match.unpersist()
     return stored
 
 
@@ -223,7 +265,7 @@ class _Linked:
 
     mode: str
     model_version: str
-    trained: bool
+    training: dict | None
     scored: matching.Scored
     edges: DataFrame
     clusters: DataFrame
@@ -231,17 +273,22 @@ class _Linked:
     seconds: dict
     cached: list[DataFrame]
 
+    @property
+    def trained(self) -> bool:
+        """Whether this run trained the model it used."""
+        return self.training is not None
+
 
 def _score(be: Backend, linker: Linker, conf: IdentityConf, match: DataFrame, resolvable: DataFrame,
-           state: _State, decisions: DataFrame, mode: str, cached: list[DataFrame]
-           ) -> tuple[matching.Scored, DataFrame | None, DataFrame]:
+           state: _State, decisions: DataFrame, mode: str, cached: list[DataFrame],
+           truth_pairs: DataFrame | None = None) -> tuple[matching.Scored, DataFrame | None, DataFrame]:
     """Score candidate pairs: all of them (full) or only those of changed records (incremental); what it
     persists goes on `cached`, for the run to release."""
     low = min(conf.review_band.low, conf.match_threshold)
     empty_edges = match.sparkSession.createDataFrame(
         [], "unique_id_l string, unique_id_r string, match_probability double, rule string, strength double")
     if mode == "full":
-        return matching.score_all(be, linker, low), None, empty_edges
+        return matching.score_all(be, linker, low, truth_pairs), None, empty_edges
     dirty = changed_records(match, state.xref, decisions).persist()
     clean = match.join(dirty, on="unique_id", how="left_anti").persist()
     cached += [dirty, clean]
@@ -255,20 +302,39 @@ def _score(be: Backend, linker: Linker, conf: IdentityConf, match: DataFrame, re
     return scored, clean, existing_edges(state.xref, clean)
 
 
+def truth_record_pairs(truth: DataFrame, records: DataFrame) -> DataFrame:
+    """Pairs of `records` (unique_id) the truth says are one person: (unique_id_l, unique_id_r), smaller id left."""
+    known = truth.join(records.select("unique_id"), on="unique_id", how="inner")
+    left = known.select(F.col("unique_id").alias("unique_id_l"), "person_id")
+    right = known.select(F.col("unique_id").alias("unique_id_r"), "person_id")
+    return left.join(right, on="person_id", how="inner").filter(
+        F.col("unique_id_l") < F.col("unique_id_r")).select("unique_id_l", "unique_id_r")
+
+
 def _link(spark: SparkSession, conf: IdentityConf, run: RunContext, match: DataFrame, state: _State,
-          decisions: DataFrame, full_relink: bool, retrain: bool) -> _Linked:
+          decisions: DataFrame, full_relink: bool, retrain: bool, profile: dict | None = None) -> _Linked:
     """Train or load the model, score pairs and cluster records, all in one Splink backend session."""
+    profile = profile if profile is not None else profiling.profile_records(match)
+    # Fails early, naming what is missing, when the records hold too little to resolve.
+    model.plan_training(conf, profile)
     resolvable = match.filter(F.col("unresolvable_reason").isNull())
     n_records = resolvable.count()
+    if n_records < 2:
+        raise model.IdentityConfigError(
+            f"identity resolution needs at least two customer records with an identifying field "
+            f"({', '.join(features.IDENTIFYING)}); {RECORDS} has {n_records}")
     be = open_backend(spark, conf)
     try:
         inputs = be.register(resolvable.select(*SPLINK_COLUMNS))
-        stored, trained, seconds = _trained_model(spark, be, conf, inputs, n_records, retrain, run)
+        stored, training, seconds = _trained_model(spark, be, conf, inputs, n_records, retrain, run, profile)
         stale = state.xref is not None and state.xref.filter(F.col("model_version") != stored.version).limit(1).count() > 0
-        mode = "full" if full_relink or trained or state.xref is None or stale else "incremental"
+        mode = "full" if full_relink or training is not None or state.xref is None or stale else "incremental"
         linker = Linker(inputs, model.settings_for(stored.settings, conf, be.dialect), log_level=logging.WARNING)
         cached: list[DataFrame] = []
-        scored, clean, existing = _score(be, linker, conf, match, resolvable, state, decisions, mode, cached)
+        truth = evaluation.read_truth(spark, conf.evaluation.truth_records) if mode == "full" else None
+        truth_pairs = None if truth is None else truth_record_pairs(truth, resolvable)
+        scored, clean, existing = _score(be, linker, conf, match, resolvable, state, decisions, mode, cached,
+                                         truth_pairs)
         cached.append(scored.pairs)
         seconds.update(scored.seconds)
         started = time.perf_counter()
@@ -277,7 +343,7 @@ def _link(spark: SparkSession, conf: IdentityConf, run: RunContext, match: DataF
         clusters = clustering.connected_components(be, match, edges)
         # Conflicting identifiers cut a cluster unless a steward said the pair is one person.
         steward_match = decisions.filter(F.col("decision") == "match").select("unique_id_l", "unique_id_r")
-        implied = clustering.conflicting_pairs(clusters, match).join(
+        implied = clustering.conflicting_pairs(clusters, match, conf.veto, conf.link_type).join(
             steward_match, on=["unique_id_l", "unique_id_r"], how="left_anti")
         never = decisions.filter(F.col("decision") == "no_match").select("unique_id_l", "unique_id_r").unionByName(
             implied)
@@ -287,7 +353,7 @@ def _link(spark: SparkSession, conf: IdentityConf, run: RunContext, match: DataF
     finally:
         be.close()
     log.info("identity: %s run, model %s, %d comparisons", mode, stored.version, scored.comparisons)
-    return _Linked(mode, stored.version, trained, scored, edges, clusters, clean, seconds, cached)
+    return _Linked(mode, stored.version, training, scored, edges, clusters, clean, seconds, cached)
 
 
 def _write(spark: SparkSession, cfg: Config, run: RunContext, frames: dict[str, DataFrame]) -> dict[str, io.WriteStats]:
@@ -346,6 +412,10 @@ def _log_run(conf: IdentityConf, report: ResolutionReport) -> None:
                **{f"events_{k}": v for k, v in report.events.items()}, **(report.accuracy or {})}
     if report.look_alike_merges is not None:
         metrics["look_alike_merges"] = report.look_alike_merges
+    if report.blocking_recall is not None:
+        metrics["blocking_recall"] = report.blocking_recall["recall"]
+    if report.training is not None:
+        metrics["probability_two_random_records_match"] = report.training["prior"]
     store.log_to_mlflow(
         conf, f"resolve {report.run_date} {report.mode}",
         params={"mode": report.mode, "backend": report.backend, "model_version": report.model_version,
@@ -357,29 +427,34 @@ def _log_run(conf: IdentityConf, report: ResolutionReport) -> None:
 
 @dataclass
 class Inputs:
-    """What a resolution run reads: source records, their match form, previous state and steward decisions."""
+    """What a resolution run reads: source records, their match form and its profile, previous state and
+    steward decisions."""
 
     records: DataFrame
     match: DataFrame
     state: _State
     decisions: DataFrame
+    profile: dict = field(default_factory=dict)
 
 
 def read_inputs(spark: SparkSession, cfg: Config, conf: IdentityConf) -> Inputs:
     """Read and shape the run's inputs (match records and decisions persisted)."""
     records = io.read(spark, cfg, RECORDS)
-    match = build_match_records(records, io.read(spark, cfg, ACCOUNTS), conf.nicknames,
-                                conf.crowded_values).persist()
+    match = build_match_records(records, _accounts(spark, cfg), conf.nicknames, conf.crowded_values).persist()
+    profile = profiling.profile_records(match)
+    for line in profiling.render(profile):
+        log.info("identity profile: %s", line)
     state = _previous_state(spark, cfg)
     decisions = review.combine_decisions(review.read_overrides(spark, conf.overrides.file),
                                          review.review_decisions(state.review, spark)).persist()
-    return Inputs(records, match, state, decisions)
+    return Inputs(records, match, state, decisions, profile)
 
 
 def link_records(spark: SparkSession, conf: IdentityConf, run: RunContext, inputs: Inputs, full_relink: bool = False,
                  retrain: bool = False) -> _Linked:
     """Score and cluster the inputs' records on conf's backend (no table is written)."""
-    return _link(spark, conf, run, inputs.match, inputs.state, inputs.decisions, full_relink or retrain, retrain)
+    return _link(spark, conf, run, inputs.match, inputs.state, inputs.decisions, full_relink or retrain, retrain,
+                 inputs.profile or None)
 
 
 def run_resolution(spark: SparkSession, cfg: Config, run: RunContext, full_relink: bool = False,
@@ -404,7 +479,8 @@ def run_resolution(spark: SparkSession, cfg: Config, run: RunContext, full_relin
         statistics=evaluation.run_statistics(customer_of), histogram=linked.scored.histogram, accuracy=accuracy,
         look_alike_merges=look_alikes, events=events, review_pending=pending, seconds=seconds,
         writes={n: {"version": s.version, "inserted": s.inserted, "updated": s.updated, "deleted": s.deleted}
-                for n, s in writes.items()})
+                for n, s in writes.items()},
+        profile=inputs.profile, training=linked.training, blocking_recall=linked.scored.blocking_recall)
     report.seconds["total"] = sum(report.seconds.values())
     store.save_report(spark, conf, run.run_id, run.run_date, report.as_dict())
     _log_run(conf, report)
@@ -430,4 +506,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from c360.entry import run_main
+
+    raise SystemExit(run_main(main))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from c360.datagen import DatagenParams, generate_bank
+from c360.datagen import DatagenParams, SourceVariant, generate_bank
 from c360.datagen.contract import load_contract, spark_to_strftime
 
 SOURCES = Path(__file__).resolve().parent.parent / "conf" / "sources.yaml"
@@ -353,3 +353,23 @@ def test_generator_reads_the_contract_through_the_catalog_and_its_errors(tmp_pat
     with pytest.raises(ConfigError, match=r"sources\.yaml: systems\.\w+\.feeds\.\w+\.columns\.\w+: unknown domain 'currencies'"):
         generate_bank(PARAMS, tmp_path / "landing", tmp_path / "truth", broken)
     assert not (tmp_path / "landing").exists()
+
+
+def test_source_variant_drops_and_degrades_customer_fields(tmp_path):
+    """A SourceVariant empties the fields it drops in every customer feed, keeps one record per person per
+    system when asked, and is recorded in the manifest; the default variant is the default bank."""
+    assert SourceVariant().is_default
+    with pytest.raises(ValueError, match="unknown fields"):
+        SourceVariant(drop_fields=("shoe_size",))
+    variant = SourceVariant(drop_fields=("email", "national_id"), extra_dob_missing=0.3, name_swap_rate=0.05,
+                            one_record_per_system=True)
+    params = DatagenParams(customers=60, seed=3, days=1)
+    manifest = generate_bank(params, tmp_path / "landing", tmp_path / "truth", SOURCES, variant=variant)
+    assert list(manifest["variant"]["drop_fields"]) == ["email", "national_id"]
+    with open(next((tmp_path / "landing" / "core_banking" / "customers").rglob("*.csv")), encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(not r["EMAIL"] and not r["NATIONAL_ID"] for r in rows if r.get("UPDATED_AT"))
+    assert 0.2 < sum(not r["DATE_OF_BIRTH"] for r in rows) / len(rows) < 0.5
+    truth = _read_csv(tmp_path / "truth" / "records.csv")
+    held = [(r["system"], r["person_id"]) for r in truth]
+    assert len(held) == len(set(held))

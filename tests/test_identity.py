@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from c360 import io, pipeline
+from c360 import io, landing, pipeline
 from c360.catalog import load_catalog
 from c360.datagen import DatagenParams, generate_bank
 from c360.identity import clustering, evaluation, review, stable_ids, survivorship
@@ -98,7 +98,7 @@ def _feed_frame(spark, cfg, key: str):
     frame = None
     for path in sorted(glob.glob(f"{cfg.path(cfg.lakehouse.landing)}/{feed.system}/{feed.feed}/date=*/*")):
         day = dt.date.fromisoformat(path.split("date=")[1][:10])
-        validated = bronze_ingest.validate_records(io.read_landing(spark, feed, path), feed)
+        validated = bronze_ingest.validate_records(landing.read_landing(spark, feed, path), feed)
         part = validated.filter(F.col("_defect").isNull()).withColumn("_landing_date", F.lit(day))
         frame = part if frame is None else frame.unionByName(part)
     return silver_conform.typed(frame, feed)

@@ -20,9 +20,9 @@ from tqdm import tqdm
 from c360.datagen import activity, names, products, relationship
 from c360.datagen.contract import Contract, FeedSpec, load_contract
 from c360.datagen.people import CHURN_TYPES, Persons, draw_life_events, make_persons
-from c360.datagen.systems import (CUSTOMER_FEEDS, SYSTEMS, SourceRecords, add_new_person_records,
-                                  apply_day_events, build_initial_records, date_to_day, day_to_date,
-                                  render_records)
+from c360.datagen.systems import (CUSTOMER_FEEDS, DEFAULT_VARIANT, DUPLICATE_RATE, SYSTEMS, SourceRecords,
+                                  SourceVariant, add_new_person_records, apply_day_events, build_initial_records,
+                                  date_to_day, day_to_date, render_records)
 from c360.datagen.table import MISSING, Codes, Table, concat_tables, format_rows
 from c360.datagen.writer import FeedWriter
 
@@ -77,10 +77,16 @@ def _pyr(seed: int, stream: str) -> random.Random:
     return random.Random(f"{seed}:{stream}")
 
 
-def _customer_tables(params: DatagenParams, persons: Persons, start_day: int, emit) -> SourceRecords:
+def _customer_tables(params: DatagenParams, persons: Persons, start_day: int, emit,
+                     variant: SourceVariant = DEFAULT_VARIANT) -> SourceRecords:
     """Source customer records day by day: the initial extract, then changed and new records."""
-    records = build_initial_records(persons, start_day, _pyr(params.seed, "records"))
-    per_system = {s: [render_records(s, records.by_system[s], 0)] for s in SYSTEMS}
+    duplicates = 0.0 if variant.one_record_per_system else DUPLICATE_RATE
+    records = build_initial_records(persons, start_day, _pyr(params.seed, "records"), duplicates)
+
+    def render(system: str, recs: list, day: int):
+        return render_records(system, recs, day, variant, params.seed)
+
+    per_system = {s: [render(s, records.by_system[s], 0)] for s in SYSTEMS}
     events_rng, events_pyr = _rng(params.seed, "life-events"), _pyr(params.seed, "life-events")
     for d in range(1, params.days):
         events = draw_life_events(persons, d, start_day, events_rng, events_pyr)
@@ -88,18 +94,21 @@ def _customer_tables(params: DatagenParams, persons: Persons, start_day: int, em
         created = add_new_person_records(records, persons, d, start_day, events_pyr)
         for system in SYSTEMS:
             todays = [x for x in changed + created if x.system == system]
-            per_system[system].append(render_records(system, todays, d))
+            per_system[system].append(render(system, todays, d))
     for system in SYSTEMS:
         emit(system, CUSTOMER_FEEDS[system], concat_tables(per_system[system]))
     return records
 
 
-def simulate(params: DatagenParams, emit, tick=lambda _step: None) -> Bank:
-    """Run the simulation; each feed table goes to `emit(system, feed, table)` as soon as it is built."""
+def simulate(params: DatagenParams, emit, tick=lambda _step: None, variant: SourceVariant = DEFAULT_VARIANT) -> Bank:
+    """Run the simulation; each feed table goes to `emit(system, feed, table)` as soon as it is built.
+
+    `variant` changes only what the customer feeds show (fields dropped or degraded, no duplicates):
+    the persons, products and activity behind them are the default bank's."""
     start_day, days, seed = date_to_day(params.start_date), params.days, params.seed
     persons = make_persons(params.customers, start_day, days, _rng(seed, "persons"), _pyr(seed, "persons"))
     tick("persons")
-    records = _customer_tables(params, persons, start_day, emit)
+    records = _customer_tables(params, persons, start_day, emit, variant)
     tick("customer records")
     core = products.build_core_accounts(records.by_system["core_banking"], persons, start_day, days,
                                         _rng(seed, "core-accounts"))
@@ -281,8 +290,12 @@ def _publish(stage: Path, target: Path, entries) -> None:
 
 
 def generate_bank(params: DatagenParams, landing: Path, truth: Path, sources_yaml: Path,
-                  progress: bool = False) -> dict:
-    """Write landing files and ground truth; return the manifest dict (also written to truth/manifest.json)."""
+                  progress: bool = False, variant: SourceVariant | None = None) -> dict:
+    """Write landing files and ground truth; return the manifest dict (also written to truth/manifest.json).
+
+    `variant` (c360.datagen.SourceVariant) drops or degrades customer fields per system; it is kept
+    apart from DatagenParams, whose fields mirror conf's `datagen` section."""
+    variant = variant or DEFAULT_VARIANT
     landing, truth = Path(landing).resolve(), Path(truth).resolve()
     _check_paths(landing, truth)
     contract = load_contract(sources_yaml)
@@ -304,10 +317,10 @@ def generate_bank(params: DatagenParams, landing: Path, truth: Path, sources_yam
         stage.mkdir(parents=True)
     try:
         landing_writer = LandingWriter(contract, params, stage_landing, tick)
-        bank = simulate(params, landing_writer.emit, tick)
+        bank = simulate(params, landing_writer.emit, tick, variant)
         entries, bad = landing_writer.finish()
         write_truth(bank, bad, stage_truth)
-        manifest = _manifest(params, sources_yaml, entries)
+        manifest = _manifest(params, sources_yaml, entries, variant)
         (stage_truth / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _publish(stage_landing, landing, sorted({system for system, _ in contract.feeds}))
         _publish(stage_truth, truth, TRUTH_ENTRIES)
@@ -320,11 +333,15 @@ def generate_bank(params: DatagenParams, landing: Path, truth: Path, sources_yam
     return manifest
 
 
-def _manifest(params: DatagenParams, sources_yaml: Path, entries: list) -> dict:
+def _manifest(params: DatagenParams, sources_yaml: Path, entries: list,
+              variant: SourceVariant = DEFAULT_VARIANT) -> dict:
     raw_params = asdict(params)
     raw_params["start_date"] = params.start_date.isoformat()
+    # Only a non-default variant is recorded, so the default bank's manifest is as it always was.
+    extra = {} if variant.is_default else {"variant": asdict(variant)}
     return {
         "params": raw_params,
+        **extra,
         "sources_sha256": hashlib.sha256(Path(sources_yaml).read_bytes()).hexdigest(),
         "totals": {"files": len(entries), "records": sum(e["records"] for e in entries),
                    "bad": sum(e["bad"] for e in entries)},

@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
-from c360.cli import EXIT_OK, UserError
+from c360.errors import EXIT_OK, UserError
 
 
 def _out(text: str = "") -> None:
@@ -28,6 +28,15 @@ def summary_lines(report, gold=None) -> list[str]:
              f"{s['singletons']} singletons, duplicate rate {s['duplicate_rate']:.1%}, {report.comparisons} comparisons",
              f"  events {report.events or 'none'}, review queue {report.review_pending} pending, "
              f"{report.seconds.get('total', 0):.0f}s"]
+    training = getattr(report, "training", None)
+    if training:
+        lines.append(f"  trained on {', '.join(training['comparisons'])}; EM passes {len(training['em_passes'])}, "
+                     f"skipped {len(training['em_skipped'])}; prior {training['prior']:.3g} from "
+                     f"{training['prior_source']}")
+    recall = getattr(report, "blocking_recall", None)
+    if recall:
+        lines.append(f"  blocking recall {recall['recall']:.4f} ({recall['blocked_true_pairs']} of "
+                     f"{recall['true_pairs']} true pairs blocked)")
     if report.accuracy is not None:
         a = report.accuracy
         lines.append(f"  vs truth: pairwise precision {a['pairwise_precision']:.4f} recall {a['pairwise_recall']:.4f} "
@@ -88,6 +97,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    """Fill rate and distinct share of every comparison field per source system, and what training would use."""
+    from c360 import io, pipeline
+    from c360.identity import model
+    from c360.identity import profile as profiling
+    from c360.identity.conf import load_identity_conf
+    from jobs import resolve_identity
+
+    cfg, spark = pipeline.start(args.env)
+    if not io.exists(spark, cfg, resolve_identity.RECORDS):
+        raise UserError(f"{resolve_identity.RECORDS} does not exist yet; run `c360 conform` first")
+    conf = load_identity_conf(cfg)
+    profile = resolve_identity.profile_match_records(spark, cfg, conf)
+    for line in profiling.render(profile):
+        _out(line)
+    plan = model.plan_training(conf, profile)
+    _out(f"comparisons trained: {', '.join(plan['comparisons'])}"
+         f"{'; left out (too sparse): ' + ', '.join(plan['left_out']) if plan['left_out'] else ''}")
+    _out(f"EM passes: {', '.join(plan['em_rules'])}")
+    if plan["em_skipped"]:
+        _out(f"EM passes skipped (fields below model.min_fill_rate {conf.model.min_fill_rate:.0%}): "
+             f"{', '.join(plan['em_skipped'])}")
+    rules = ", ".join(plan["prior_rules"]) or "none (the prior falls back to model.prior_fallback_records_per_person)"
+    _out(f"prior rules: {rules}")
+    return EXIT_OK
+
+
 def cmd_review(args: argparse.Namespace) -> int:
     """List the review queue, or record a steward's accept/reject of pairs (honoured by the next run)."""
     from pyspark.sql import functions as F
@@ -118,7 +154,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    """Add `resolve` and `identity {explain,train,review}` to the `c360` sub-command parsers."""
+    """Add `resolve` and `identity {explain,profile,train,review}` to the `c360` sub-command parsers."""
     p = sub.add_parser("resolve", help=cmd_resolve.__doc__, description=cmd_resolve.__doc__)
     p.set_defaults(func=cmd_resolve)
     p.add_argument("--date", type=_date, help="run date YYYY-MM-DD (default: today)")
@@ -127,13 +163,15 @@ def register(sub) -> None:
     p.add_argument("--retrain", action="store_true", help="train and store a new model version first (implies a full relink)")
     p.add_argument("--backend", choices=["duckdb", "spark"], help="Splink backend (default: conf/identity.yaml)")
     p.add_argument("--skip-gold", action="store_true", help="do not publish gold.customer_360 afterwards")
-    identity = sub.add_parser("identity", help="identity resolution: explain, train, review",
+    identity = sub.add_parser("identity", help="identity resolution: explain, profile, train, review",
                               description="Identity resolution tools.")
     commands = identity.add_subparsers(dest="identity_command", required=True, metavar="COMMAND")
     p = commands.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
     p.set_defaults(func=cmd_explain)
     p.add_argument("record", help="SYSTEM:RECORD_ID, e.g. core_banking:C10012345")
     p.add_argument("--chart", help="also write the Splink waterfall chart to this HTML file")
+    p = commands.add_parser("profile", help=cmd_profile.__doc__, description=cmd_profile.__doc__)
+    p.set_defaults(func=cmd_profile)
     p = commands.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     p.set_defaults(func=cmd_train)
     p.add_argument("--backend", choices=["duckdb", "spark"])

@@ -12,6 +12,7 @@ from pyspark.sql import types as T
 from splink.clustering import cluster_pairwise_predictions_at_threshold
 
 from c360.identity.backend import Backend
+from c360.identity.conf import VetoConf
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +94,32 @@ def split_conflicts(nodes: list[str], edges: list[tuple[str, str, float]], never
     return keys
 
 
-def conflicting_pairs(clusters: DataFrame, match: DataFrame) -> DataFrame:
-    """Records a cluster holds that cannot be one person: two national ids, or birth dates no keying error explains.
+def conflicting_pairs(clusters: DataFrame, match: DataFrame, veto: VetoConf = VetoConf(),
+                      link_type: str = "dedupe_and_link") -> DataFrame:
+    """Records a cluster holds that cannot be one person: national ids or birth dates further apart than the
+    veto's `max_edits` (a day/month transposition is a keying error, not another person), and with
+    link_only two records of one source system.
 
     Records with a missing birth date can bridge two look-alikes (same name and address); these
-    pairs are cut like a steward's never-match so the bridge does not merge them.
+    pairs are cut like a steward's never-match so the bridge does not merge them. With link_only
+    (each system holds a person once) a chain through look-alikes shows as two records of one system.
     """
-    members = clusters.join(match.select("unique_id", "national_id", "dob", "dob_transposed"), on="unique_id",
-                            how="inner")
+    members = clusters.join(match.select("unique_id", "source_system", "national_id", "dob", "dob_transposed"),
+                            on="unique_id", how="inner")
     left = members.select(*[F.col(c).alias(f"{c}_l") for c in members.columns])
     right = members.select(*[F.col(c).alias(f"{c}_r") for c in members.columns])
     same_cluster = (F.col("cluster_key_l") == F.col("cluster_key_r")) & (F.col("unique_id_l") < F.col("unique_id_r"))
-    other_id = F.col("national_id_l") != F.col("national_id_r")
-    other_dob = ((F.col("dob_l") != F.col("dob_r")) & ~F.coalesce(F.col("dob_transposed_l") == F.col("dob_r"), F.lit(False))
-                 & (F.levenshtein("dob_l", "dob_r") > 1))
-    pairs = left.join(right, on=same_cluster, how="inner").filter(other_id | other_dob)
+    conflict = F.lit(False)
+    if veto.national_id.enabled:
+        conflict = conflict | F.coalesce(
+            F.levenshtein("national_id_l", "national_id_r") > veto.national_id.max_edits, F.lit(False))
+    if veto.dob.enabled:
+        conflict = conflict | F.coalesce(
+            (F.levenshtein("dob_l", "dob_r") > veto.dob.max_edits)
+            & ~F.coalesce(F.col("dob_transposed_l") == F.col("dob_r"), F.lit(False)), F.lit(False))
+    if link_type == "link_only":
+        conflict = conflict | (F.col("source_system_l") == F.col("source_system_r"))
+    pairs = left.join(right, on=same_cluster, how="inner").filter(conflict)
     return pairs.select("unique_id_l", "unique_id_r")
 
 

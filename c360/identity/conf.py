@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from c360.config import Config, ConfigError, _build, _check_keys, _merge, read_conf_yaml
 
 FILE = "identity.yaml"
+# C360_IDENTITY__MATCH_THRESHOLD=0.95, C360_IDENTITY__MODEL__PRIOR_RECALL=0.5: overrides of identity.yaml
+# (values are YAML, so lists and mappings can be given too), as C360__SECTION__KEY does for base.yaml.
+ENV_PREFIX = "C360_IDENTITY__"
 BACKENDS = ("duckdb", "spark")
+LINK_TYPES = ("dedupe_and_link", "link_only")
 SURVIVORSHIP_RULES = ("source_priority", "most_recent_verified", "most_complete", "earliest")
 DETERMINISTIC_RULES = ("national_id", "email_dob", "card_hash", "crm_core_link")
 # Columns of silver.customer_records the golden record is made of.
@@ -52,6 +60,22 @@ class ModelConf:
     prior_rules: list
     em_blocking_rules: list
     em_max_pairs: float
+    min_fill_rate: float = 0.05
+    prior_fallback_records_per_person: float = 2.0
+
+
+@dataclass(frozen=True)
+class VetoRule:
+    """Cut a cluster holding two values of an identifier further apart than `max_edits` characters."""
+
+    enabled: bool = True
+    max_edits: int = 1
+
+
+@dataclass(frozen=True)
+class VetoConf:
+    national_id: VetoRule = field(default_factory=VetoRule)
+    dob: VetoRule = field(default_factory=VetoRule)
 
 
 @dataclass(frozen=True)
@@ -116,6 +140,8 @@ class IdentityConf:
     overrides: OverridesConf
     evaluation: EvaluationConf
     mlflow: MlflowConf
+    link_type: str = "dedupe_and_link"
+    veto: VetoConf = field(default_factory=VetoConf)
     nicknames: dict = field(default_factory=dict)
     environments: dict = field(default_factory=dict)
 
@@ -128,6 +154,12 @@ def _resolve(text: str, cfg: Config) -> str:
 
 
 def _validate(conf: IdentityConf, origin: str) -> None:
+    if conf.link_type not in LINK_TYPES:
+        raise ConfigError(f"{origin}: link_type must be one of {LINK_TYPES}, got {conf.link_type!r}")
+    if not 0 <= conf.model.min_fill_rate < 1:
+        raise ConfigError(f"{origin}: model.min_fill_rate must be in [0, 1)")
+    if conf.model.prior_fallback_records_per_person <= 1:
+        raise ConfigError(f"{origin}: model.prior_fallback_records_per_person must be above 1")
     if conf.backend not in BACKENDS:
         raise ConfigError(f"{origin}: backend must be one of {BACKENDS}, got {conf.backend!r}")
     if not 0 < conf.review_band.low <= conf.review_band.high <= 1:
@@ -149,14 +181,36 @@ def _validate(conf: IdentityConf, origin: str) -> None:
         raise ConfigError(f"{origin}: survivorship.attributes does not cover {sorted(missing)}")
 
 
-def load_identity_conf(cfg: Config, **overrides) -> IdentityConf:
-    """Read conf/identity.yaml, overlay `environments.<cfg.env>` and `overrides`, validate and resolve paths."""
+def env_overrides(environ: typing.Mapping[str, str] | None = None) -> dict:
+    """C360_IDENTITY__MODEL__PRIOR_RECALL=0.5 -> {"model": {"prior_recall": 0.5}} (values parsed as YAML)."""
+    environ = os.environ if environ is None else environ
+    overrides: dict = {}
+    for name, text in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        parts = name[len(ENV_PREFIX):].lower().split("__")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = overrides
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = text if value is None else value
+    return overrides
+
+
+def load_identity_conf(cfg: Config, environ: typing.Mapping[str, str] | None = None, **overrides) -> IdentityConf:
+    """Read conf/identity.yaml, overlay `environments.<cfg.env>`, C360_IDENTITY__* variables and `overrides`,
+    validate and resolve paths."""
     origin = str(Path(cfg.conf_dir) / FILE)
     data = read_conf_yaml(cfg.conf_dir, FILE)
     _check_keys(data, IdentityConf, origin)
     overlay = (data.get("environments") or {}).get(cfg.env) or {}
     _check_keys(overlay, IdentityConf, f"{origin}: environments.{cfg.env}")
-    data = _merge(_merge(data, overlay), overrides)
+    from_env = env_overrides(environ)
+    _check_keys(from_env, IdentityConf, f"environment variables {ENV_PREFIX}*")
+    data = _merge(_merge(_merge(data, overlay), from_env), overrides)
     data["survivorship"] = dict(data["survivorship"])
     attributes = data["survivorship"].get("attributes") or {}
     for name, rule in attributes.items():

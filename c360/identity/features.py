@@ -15,7 +15,7 @@ IDENTIFYING = ("dob", "email", "phone_e164", "address_line1", "postcode", "natio
 UNRESOLVABLE = "no_identifying_fields"
 # The columns Splink sees, in order: the model's comparisons and blocking rules use these names.
 MATCH_COLUMNS = ("unique_id", "source_system", "source_record_id", "given_name", "given_initial", "name_keys",
-                 "last_name", "full_name", "dob", "dob_transposed", "dob_year", "dob_block", "email", "email_user",
+                 "last_name", "last_name_key", "full_name", "dob", "dob_transposed", "dob_year", "dob_block", "email", "email_user",
                  "phone_e164", "address_line1", "postcode", "national_id", "linked_core_uid", "card_hashes",
                  "identity_fingerprint", "unresolvable_reason")
 # What a record says about a person: a change here makes an incremental run re-link the record.
@@ -56,6 +56,8 @@ def with_name_features(df: DataFrame, nicknames: dict[str, list[str]]) -> DataFr
         .withColumn("name_keys", F.when(F.col("given_name").isNotNull(), F.array_distinct(
             F.concat(F.array(F.col("given_name")), F.coalesce(formal, F.array().cast("array<string>"))))))
         .withColumn("last_name", F.regexp_replace(_letters(F.col("last_name")), " ", ""))
+        # Soundex of the surname: blocking on it finds pairs with a typo in the surname.
+        .withColumn("last_name_key", F.when(F.col("last_name").isNotNull(), F.soundex("last_name")))
         .withColumn("full_name", F.when(F.col("given_name").isNotNull() & F.col("last_name").isNotNull(),
                                         F.concat_ws(" ", "given_name", "last_name")))
     )
