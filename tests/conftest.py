@@ -22,8 +22,10 @@ def make_config(root: Path, **overrides: str) -> Config:
         "C360__SPARK__MASTER": "local[2]",
         # Test frames are tiny: one shuffle partition avoids scheduling empty tasks.
         "C360__SPARK__SHUFFLE_PARTITIONS": "1",
-        # Leaves headroom for pytest, GX and the generator beside the JVM.
-        "C360__SPARK__DRIVER_MEMORY": "3g",
+        # One JVM serves a whole test module (identity's runs two resolves, every gate validates the
+        # state it would commit): 3g ran out of heap there. Two workers at 5g still leave half the
+        # machine's 24 GiB for the spark-submit jobs of the Airflow tests, GX and the generator.
+        "C360__SPARK__DRIVER_MEMORY": "5g",
         "C360__SPARK__LOG_LEVEL": "ERROR",
         **{f"C360__{k.upper()}": v for k, v in overrides.items()},
     }

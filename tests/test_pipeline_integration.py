@@ -181,7 +181,7 @@ def test_cli_history_show_lineage_and_user_errors(bank, monkeypatch, capsys):
     assert cli.main(["history", "silver.customer_records"]) == cli.EXIT_OK
     out = capsys.readouterr().out
     assert "silver_conform" in out and "test__2026-10-02" in out
-    assert cli.main(["show", "silver.accounts", "--version", "1", "--columns", "account_id,status", "--limit", "2"]) == 0
+    assert cli.main(["show", "silver.accounts", "--version", "0", "--columns", "account_id,status", "--limit", "2"]) == 0
     assert "account_id" in capsys.readouterr().out
     assert cli.main(["show", "silver.nope"]) == cli.EXIT_USER_ERROR
     assert "unknown table 'silver.nope'" in capsys.readouterr().err
