@@ -309,25 +309,18 @@ def _commit_stats(spark: SparkSession, cfg: Config, name: str, base_version: int
 
 def append(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunContext) -> WriteStats:
     """Append `df` (only for append-only tables whose callers guarantee the rows are new)."""
-    table = spec(cfg, name)
-    source = check_contract(df, table)
-    base = current_version(spark, cfg, name)
-    if base is None:
-        return _create(spark, cfg, table, source, run)
-    if ensure_properties(spark, cfg, name, run):
-        base = current_version(spark, cfg, name)
-    if _is_gated(name):
-        _check_gate(name, read(spark, cfg, name, version=base).unionByName(source), base)
-    with commit_metadata(spark, run), _conflicts_as_errors(name):
-        source.write.format("delta").mode("append").save(table.location(cfg))
-    stats = _commit_stats(spark, cfg, name, base, run)
-    return WriteStats(name, stats["version"], read_version=stats["read_version"],
-                      inserted=int(stats["metrics"].get("numOutputRows", 0)))
+    return _write_rows(spark, cfg, name, df, run, predicate=None)
 
 
 def replace_where(spark: SparkSession, cfg: Config, name: str, df: DataFrame, predicate: str,
                   run: RunContext) -> WriteStats:
     """Atomically replace the rows matching `predicate` with `df` (a rerun replaces, never duplicates)."""
+    return _write_rows(spark, cfg, name, df, run, predicate=predicate)
+
+
+def _write_rows(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunContext,
+                predicate: str | None) -> WriteStats:
+    """Add `df` to `name`, replacing the rows `predicate` matches (none when None), gated before the commit."""
     table = spec(cfg, name)
     source = check_contract(df, table)
     base = current_version(spark, cfg, name)
@@ -336,11 +329,12 @@ def replace_where(spark: SparkSession, cfg: Config, name: str, df: DataFrame, pr
     if ensure_properties(spark, cfg, name, run):
         base = current_version(spark, cfg, name)
     if _is_gated(name):
-        kept = read(spark, cfg, name, version=base).filter(~F.coalesce(F.expr(predicate), F.lit(False)))
+        kept = read(spark, cfg, name, version=base).filter(~_matches(predicate))
         _check_gate(name, kept.unionByName(source), base)
+    writer = source.write.format("delta")
+    writer = writer.mode("append") if predicate is None else writer.mode("overwrite").option("replaceWhere", predicate)
     with commit_metadata(spark, run), _conflicts_as_errors(name):
-        (source.write.format("delta").mode("overwrite")
-         .option("replaceWhere", predicate).save(table.location(cfg)))
+        writer.save(table.location(cfg))
     stats = _commit_stats(spark, cfg, name, base, run)
     return WriteStats(name, stats["version"], read_version=stats["read_version"],
                       inserted=int(stats["metrics"].get("numOutputRows", 0)),
