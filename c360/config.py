@@ -42,6 +42,8 @@ class SparkConf:
     driver_memory: str
     log_level: str
     extra: dict[str, str] = field(default_factory=dict)
+    driver_java_options: str = ""
+    class_archive: str = ""
 
 
 @dataclass(frozen=True)

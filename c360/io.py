@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from delta.exceptions import (ConcurrentAppendException, ConcurrentDeleteDeleteException,
                               ConcurrentDeleteReadException, ConcurrentTransactionException,
@@ -167,10 +167,17 @@ def ensure_properties(spark: SparkSession, cfg: Config, name: str, run: RunConte
     entry with one ALTER when they differ; returns whether that made a commit."""
     table = spec(cfg, name)
     path = table.location(cfg)
+    checked = _checked_properties(spark)
+    schema = read(spark, cfg, name).schema
+    wanted = table_properties(table, schema)
+    # Properties change only by commits like the one below: once a process has seen them as wanted for
+    # this schema, looking again (a DESCRIBE DETAIL per write) cannot find them stale.
+    if checked.get(path) == wanted:
+        return False
     current = DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"] or {}
-    wanted = table_properties(table, read(spark, cfg, name).schema)
     stale = {k: v for k, v in wanted.items() if current.get(k) != v}
     if not stale:
+        checked[path] = wanted
         return False
     assignments = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(stale.items()))
     with commit_metadata(spark, run), _conflicts_as_errors(name):
@@ -435,11 +442,15 @@ def merge(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunCo
     )
 
 
-def register_catalog(spark: SparkSession, cfg: Config) -> list[str]:
-    """Register every existing table in the session catalog under its name (silver.accounts, ...)."""
+def register_catalog(spark: SparkSession, cfg: Config, names: Iterable[str] | None = None) -> list[str]:
+    """Register the existing tables among `names` (default: every catalog table) in the session catalog under
+    their names (silver.accounts, ...); returns the names registered."""
     registered = []
     known = _registered_paths(spark)
-    for name, table in sorted(load_catalog(cfg).tables.items()):
+    tables = load_catalog(cfg).tables
+    wanted = sorted(tables) if names is None else sorted(set(names) & set(tables))
+    for name in wanted:
+        table = tables[name]
         path = table.location(cfg)
         # The session catalog answers from memory; only unregistered tables cost a log lookup. A name
         # this session registered at another lakehouse's path (two configs in one process) is re-pointed,
@@ -457,6 +468,12 @@ def register_catalog(spark: SparkSession, cfg: Config) -> list[str]:
 
 
 _CATALOG_PATHS: dict[str, dict[str, str]] = {}
+_PROPERTIES_CHECKED: dict[str, dict[str, dict[str, str]]] = {}
+
+
+def _checked_properties(spark: SparkSession) -> dict[str, dict[str, str]]:
+    """Path -> the properties this process found a table to have already (per Spark application)."""
+    return _PROPERTIES_CHECKED.setdefault(spark.sparkContext.applicationId, {})
 
 
 def _registered_paths(spark: SparkSession) -> dict[str, str]:

@@ -127,14 +127,7 @@ def spark_submit_conf(cfg: Config) -> dict[str, str]:
     if cfg.lineage.enabled and "://" not in cfg.lineage.events:
         # The listener's file transport appends to the file but does not create its folder.
         lineage.events_dir(cfg).mkdir(parents=True, exist_ok=True)
-    settings = {**session_settings(cfg), **lineage.spark_settings(cfg)}
-    # The driver JVM is started by spark-submit, so it can load the jars with its own class
-    # loader: Delta and the OpenLineage listener then share one loader (the listener warns,
-    # and skips its connector extensions, when they do not). spark.jars still ships them.
-    jars = [j for j in settings["spark.jars"].split(",") if j]
-    extra = [p for p in settings.get("spark.driver.extraClassPath", "").split(os.pathsep) if p]
-    settings["spark.driver.extraClassPath"] = os.pathsep.join(extra + jars)
-    return settings
+    return {**session_settings(cfg), **lineage.spark_settings(cfg)}
 
 
 def job_env(master: str, app_name: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -428,6 +421,25 @@ def progress_printer(out: Callable[[str], None]) -> Callable[[str], None]:
     return handle
 
 
+# Lines of a `dags test` log that say why a run failed: the job's own error line, a Python
+# traceback, the JVM running out of memory, Airflow's verdict on a task.
+_FAILURE_MARKS = (_ERROR_MARKER, "Traceback (most recent call last)", "OutOfMemoryError", "Error code is:",
+                  "Task failed", "exit code", "Killed")
+# The message inside a structured Airflow log line: `<time> [info     ] <message> [<logger>] loc=...`.
+_LOG_MESSAGE = re.compile(r"^\S+\s+\[\s*\w+\s*\]\s(.*?)(?:\s+\[[\w.]+\](?:\s+\S+=\S+)*)?$")
+
+
+def failure_excerpt(log_path: Path, limit: int = 40) -> list[str]:
+    """The lines of a failed run's log that say why (each with the few lines after it), at most `limit`."""
+    lines = Path(log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+    messages = [(_LOG_MESSAGE.match(line) or re.match(r"(.*)", line)).group(1) for line in lines]
+    keep: set[int] = set()
+    for i, message in enumerate(messages):
+        if any(mark in message for mark in _FAILURE_MARKS):
+            keep.update(range(i, min(i + 6, len(messages))))
+    return [messages[i][:300] for i in sorted(keep)][-limit:]
+
+
 def backfill(cfg: Config, start: dt.date, end: dt.date, *, dag_id: str = DAILY_DAG,
              out: Callable[[str], None] = lambda line: None, log_dir: Path | None = None,
              environ: Mapping[str, str] | None = None) -> list[tuple[dt.date, int]]:
@@ -445,6 +457,8 @@ def backfill(cfg: Config, start: dt.date, end: dt.date, *, dag_id: str = DAILY_D
         results.append((day, code))
         out(f"{dag_id} {day}: {'success' if code == 0 else 'FAILED, see ' + str(path)}")
         if code != 0:
+            for line in failure_excerpt(path):
+                out(f"    | {line}")
             break
         day += dt.timedelta(days=1)
     return results

@@ -114,7 +114,7 @@ def audit(spark: SparkSession, cfg: Config, name: str, previous_version: int | N
         log.info("%s", summary)
         return quality.QualityResult(table=name, success=True, evaluated=earlier["evaluated"], critical_failures=[],
                                      warnings=list(earlier["warnings"]), summary=summary, data_docs_index=None)
-    io.register_catalog(spark, cfg)
+    io.register_catalog(spark, cfg, quality.referenced_tables(quality.load_suite(name)))
     # The version stamped in `inputs`, not whatever is current by the time GX reads it.
     version = inputs["tables"][name]["version"] if inputs["tables"][name] else None
     result = quality.validate(
@@ -129,7 +129,7 @@ def audit(spark: SparkSession, cfg: Config, name: str, previous_version: int | N
 
 def check_batch(spark: SparkSession, cfg: Config, name: str, batch, run: RunContext) -> quality.QualityResult:
     """Audit-before-write for append-only tables: validate the rows about to be written, raise if critical checks fail."""
-    io.register_catalog(spark, cfg)
+    io.register_catalog(spark, cfg, quality.referenced_tables(quality.load_suite(name)))
     result = quality.validate(
         batch, name, quality_root=cfg.path(cfg.lakehouse.quality), run_id=run.run_id,
         parameters={"min_row_count": 0}, build_docs=False,
@@ -189,7 +189,7 @@ def _gate_for(spark: SparkSession, cfg: Config, name: str, run: RunContext, verd
         previous_rows = 0 if base_version is None else io.read(spark, cfg, name, version=base_version).count()
         floor = math.floor(previous_rows * cfg.quality.min_row_ratio_vs_previous)
         inputs = _gate_inputs(spark, cfg, name)
-        io.register_catalog(spark, cfg)
+        io.register_catalog(spark, cfg, [t for t in inputs["tables"] if t != name])
         result = quality.validate(state, name, quality_root=cfg.path(cfg.lakehouse.quality), run_id=run.run_id,
                                   parameters={"min_row_count": floor}, build_docs=False)
         faults.crash_point(f"{run.job}.during_gate", name)

@@ -35,8 +35,15 @@ def session_settings(cfg: Config, warehouse: str | None = None) -> dict[str, str
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg.spark.shuffle_partitions),
         "spark.sql.warehouse.dir": warehouse or f"{root}/_warehouse",
         "spark.driver.memory": cfg.spark.driver_memory,
-        # The project's JVM logging: warnings that are expected (see the file) stay out of job logs.
-        "spark.driver.extraJavaOptions": f"-Dlog4j.configurationFile={cfg.conf_dir / 'log4j2.properties'}",
+        # The project's JVM logging (expected warnings stay out of job logs), then conf's JVM flags.
+        "spark.driver.extraJavaOptions": " ".join(
+            [f"-Dlog4j.configurationFile={cfg.conf_dir / 'log4j2.properties'}", cfg.spark.driver_java_options,
+             *jvm.archive_options(cfg.path(cfg.spark.class_archive) if cfg.spark.class_archive else None)]).strip(),
+        # The driver loads the jars with its own class loader, however it was started (a session
+        # here or spark-submit): Delta and the OpenLineage listener then share one loader (the
+        # listener warns, and skips its connector extensions, when they do not), and every driver
+        # has the same class path, which a class archive must match. spark.jars still ships them.
+        "spark.driver.extraClassPath": os.pathsep.join(str(p) for p in jvm.jar_paths()),
         # Small machine: the UI and its event history cost memory and a port for nothing.
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
