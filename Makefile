@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
-.PHONY: setup test test-quick test-backfill demo bench bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
+.PHONY: setup test test-quick test-backfill demo bench bench-startup bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
 
 setup: $(STAMP) $(JARS) $(ARCHIVE)
 
@@ -49,7 +49,10 @@ demo: setup
 # Benchmarks print their figures and append them to bench/results/ (with a chart each); run one
 # at a time, nothing else on the machine. Together about 75 minutes on two cores (the sum of their
 # measured runs, the 10k foundation one estimated).
-bench: bench-foundation bench-identity bench-airflow
+bench: bench-startup bench-foundation bench-identity bench-airflow
+
+bench-startup: setup
+	$(PY) bench/run_startup.py --trials 3
 
 bench-foundation: setup
 	$(PY) bench/run_foundation.py --customers 10000 100000
