@@ -22,9 +22,10 @@ def make_config(root: Path, **overrides: str) -> Config:
         "C360__SPARK__MASTER": "local[2]",
         # Test frames are tiny: one shuffle partition avoids scheduling empty tasks.
         "C360__SPARK__SHUFFLE_PARTITIONS": "1",
-        # One JVM serves a whole test module (identity's runs two resolves, every gate validates the
-        # state it would commit): 3g ran out of heap there. Two workers at 5g still leave half the
-        # machine's 24 GiB for the spark-submit jobs of the Airflow tests, GX and the generator.
+        # One JVM serves a whole test module. 3g once ran out of heap in the identity module: cached
+        # joins held one 24-64 MB page each (now released, and pages are 2 MB in conf/local.yaml).
+        # Two workers at 5g still leave half the machine's 24 GiB for the spark-submit jobs of the
+        # Airflow tests, GX and the generator.
         "C360__SPARK__DRIVER_MEMORY": "5g",
         "C360__SPARK__LOG_LEVEL": "ERROR",
         **{f"C360__{k.upper()}": v for k, v in overrides.items()},

@@ -23,7 +23,8 @@ from c360.identity import clustering, evaluation, review, stable_ids, survivorsh
 from c360.identity.conf import load_identity_conf
 from c360.identity.explain import explain_record, render
 from c360.run import RunContext
-from jobs import bronze_ingest, publish_gold, resolve_identity, silver_conform
+from c360.identity import service
+from jobs import bronze_ingest, publish_gold, silver_conform
 from tests.conftest import make_config
 
 START = dt.date(2026, 10, 1)
@@ -130,14 +131,17 @@ def build_silver(spark, cfg, run) -> None:
 
 @pytest.fixture(scope="module")
 def lakehouse(spark, tmp_path_factory):
-    """A 150-customer bank plus the tricky records, resolved once (DuckDB backend, model trained)."""
+    """A 150-customer bank plus the tricky records, resolved once (DuckDB backend, model trained), and that
+    first resolution evaluated against the generator's truth (explicitly: a run never evaluates itself)."""
     cfg = make_config(tmp_path_factory.mktemp("identity"))
     generate_bank(DatagenParams(customers=150, seed=11, start_date=START, days=1),
                   Path(cfg.path(cfg.lakehouse.landing)), Path(cfg.path(cfg.lakehouse.truth)), cfg.conf_dir / "sources.yaml")
     build_silver(spark, cfg, pipeline.new_run(cfg, "test_setup", START, "test__setup"))
-    run = pipeline.new_run(cfg, resolve_identity.JOB, START, "test__resolve1")
-    report = resolve_identity.run_resolution(spark, cfg, run)
-    return cfg, report
+    run = pipeline.new_run(cfg, service.JOB, START, "test__resolve1")
+    report = service.run_resolution(spark, cfg, run)
+    evaluated = evaluation.evaluate(spark, load_identity_conf(cfg),
+                                    evaluation.current_assignment(io.read(spark, cfg, service.XREF)))
+    return cfg, report, evaluated
 
 
 def _clusters_of(spark, cfg, records: set[str]) -> list[set[str]]:
@@ -157,7 +161,7 @@ def _ids(spark, cfg) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_tricky_records_resolve_as_their_persons(spark, lakehouse):
-    cfg, report = lakehouse
+    cfg, report, _ = lakehouse
     fixture = set().union(*EXPECTED)
     assert _clusters_of(spark, cfg, fixture) == sorted(EXPECTED, key=sorted)
     assert report.mode == "full" and report.trained and report.comparisons > 0
@@ -165,16 +169,16 @@ def test_tricky_records_resolve_as_their_persons(spark, lakehouse):
 
 @pytest.mark.slow
 def test_generated_bank_accuracy_and_look_alikes(lakehouse):
-    _, report = lakehouse
-    assert report.accuracy["pairwise_f1"] >= 0.95, report.accuracy
-    assert report.accuracy["bcubed_f1"] >= 0.95
-    assert report.look_alike_merges == 0
-    assert report.statistics["records"] == report.accuracy["evaluated_records"] + len(TRICKY)
+    _, report, evaluated = lakehouse
+    assert evaluated.accuracy["pairwise_f1"] >= 0.95, evaluated.accuracy
+    assert evaluated.accuracy["bcubed_f1"] >= 0.95
+    assert evaluated.look_alike_merges == 0
+    assert report.statistics["records"] == evaluated.accuracy["evaluated_records"] + len(TRICKY)
 
 
 @pytest.mark.slow
 def test_xref_says_how_each_record_was_linked(spark, lakehouse):
-    cfg, _ = lakehouse
+    cfg, *_ = lakehouse
     rows = {f"{r.source_system}:{r.source_record_id}": r for r in io.read(spark, cfg, "silver.customer_xref").collect()}
     empty = rows["crm:003TESTEMPTY01"]
     assert (empty.match_rule, empty.unresolvable_reason) == ("unresolvable", "no_identifying_fields")
@@ -188,10 +192,10 @@ def test_xref_says_how_each_record_was_linked(spark, lakehouse):
 
 @pytest.mark.slow
 def test_rerun_of_the_same_date_changes_nothing(spark, lakehouse):
-    cfg, _ = lakehouse
+    cfg, *_ = lakehouse
     tables = ("silver.customer_xref", "silver.golden_customers", "silver.identity_events", "silver.identity_review")
     before = {t: io.current_version(spark, cfg, t) for t in tables}
-    report = resolve_identity.run_resolution(spark, cfg, pipeline.new_run(cfg, resolve_identity.JOB, START, "rerun"))
+    report = service.run_resolution(spark, cfg, pipeline.new_run(cfg, service.JOB, START, "rerun"))
     assert report.mode == "incremental" and report.comparisons == 0 and not report.trained
     assert {t: io.current_version(spark, cfg, t) for t in tables} == before
     assert all(w["version"] is None for w in report.writes.values())
@@ -199,7 +203,7 @@ def test_rerun_of_the_same_date_changes_nothing(spark, lakehouse):
 
 @pytest.mark.slow
 def test_explain_shows_each_comparison_level_and_weight(spark, lakehouse):
-    cfg, _ = lakehouse
+    cfg, *_ = lakehouse
     explanation = explain_record(spark, cfg, "cards:CC90000001")
     others = {p.other for p in explanation.pairs}
     assert others == {"core_banking:C90000001", "crm:003TESTLINK001"}
@@ -213,22 +217,23 @@ def test_explain_shows_each_comparison_level_and_weight(spark, lakehouse):
 
 @pytest.mark.slow
 def test_spark_backend_agrees_with_duckdb(spark, lakehouse):
-    cfg, _ = lakehouse
+    cfg, *_ = lakehouse
     fixture = set().union(*EXPECTED)
     # The tricky records and a slice of the bank keep Splink-on-Spark's many small jobs few.
     clusters = {}
     for backend in ("duckdb", "spark"):
         conf = load_identity_conf(cfg, backend=backend)
-        inputs = resolve_identity.read_inputs(spark, cfg, conf)
+        inputs = service.read_inputs(spark, cfg, conf)
         every = inputs.match
         subset = every.filter(F.col("unique_id").isin(*fixture) | (F.crc32("unique_id") % 16 == 0))
         inputs = dataclasses.replace(inputs, match=subset)
-        run = pipeline.new_run(cfg, resolve_identity.JOB, START, f"test__{backend}")
-        linked = resolve_identity.link_records(spark, conf, run, inputs, full_relink=True)
+        run = pipeline.new_run(cfg, service.JOB, START, f"test__{backend}")
+        linked = service.link_records(spark, conf, run, inputs, full_relink=True)
         assert linked.mode == "full" and not linked.trained and linked.scored.comparisons > 0
         clusters[backend] = linked.clusters.withColumnRenamed("cluster_key", "customer_id").persist()
-        for frame in (every, inputs.decisions, linked.edges, linked.clusters, *linked.cached):
-            frame.unpersist()
+        linked.release()
+        inputs.release()
+        every.unpersist()
     agreement = evaluation.accuracy(clusters["spark"], clusters["duckdb"].withColumnRenamed("customer_id", "person_id"))
     assert agreement["pairwise_f1"] >= 0.99, agreement
     by_key: dict[str, set[str]] = {}
@@ -243,7 +248,7 @@ def test_spark_backend_agrees_with_duckdb(spark, lakehouse):
 
 @pytest.mark.slow
 def test_gold_customer_360_published_and_gated(spark, lakehouse):
-    cfg, _ = lakehouse
+    cfg, *_ = lakehouse
     run = pipeline.new_run(cfg, publish_gold.JOB, START, "test__gold")
     stats = publish_gold.publish(spark, cfg, run)
     gold = io.read(spark, cfg, "gold.customer_360")
@@ -258,7 +263,7 @@ def test_gold_customer_360_published_and_gated(spark, lakehouse):
 
 @pytest.mark.slow
 def test_stable_ids_merge_split_and_steward_decisions(spark, lakehouse):
-    cfg, _ = lakehouse
+    cfg, *_ = lakehouse
     conf = load_identity_conf(cfg)
     before = _ids(spark, cfg)
     day2 = START + dt.timedelta(days=1)
@@ -280,7 +285,7 @@ def test_stable_ids_merge_split_and_steward_decisions(spark, lakehouse):
     junior = ("core_banking:C90000008", "crm:003TESTLOOK008")
     assert queue[junior] == "pending" and queue[("core_banking:C90000007", "crm:003TESTLOOK008")] == "pending"
     review.record_decisions(spark, cfg, run, [junior], accept=True, decided_by="bob")
-    report = resolve_identity.run_resolution(spark, cfg, pipeline.new_run(cfg, resolve_identity.JOB, day2, "test__day2"))
+    report = service.run_resolution(spark, cfg, pipeline.new_run(cfg, service.JOB, day2, "test__day2"))
     after = _ids(spark, cfg)
     assert report.mode == "incremental" and 0 < report.comparisons
     decided = {"core_banking:C90000002", "crm:003TESTTYPO002", "core_banking:C90000007", "crm:003TESTEMPTY01",
@@ -397,3 +402,19 @@ def test_cli_registers_resolve_and_identity_commands():
     assert (args.func, args.record, args.chart) == (cli.cmd_explain, "cards:CC1", "waterfall.html")
     args = parser.parse_args(["identity", "review", "accept", "crm:1", "cards:2", "--by", "ann"])
     assert (args.func, args.action, args.records, args.by) == (cli.cmd_review, "accept", ["crm:1", "cards:2"], "ann")
+    args = parser.parse_args(["identity", "evaluate", "--blocking", "--save", "demo"])
+    assert (args.func, args.blocking, args.save) == (cli.cmd_evaluate, True, "demo")
+
+
+def test_library_does_not_import_the_identity_job():
+    """c360 (its CLIs, the demo, the identity service) never imports jobs.resolve_identity: the job is a thin
+    spark-submit entry over c360.identity.service, and a run carries no evaluation against the truth."""
+    import subprocess
+    import sys
+
+    code = ("import sys, c360.cli, c360.demo, c360.identity.cli, c360.identity.service as s; "
+            "assert 'jobs.resolve_identity' not in sys.modules, 'c360 imports jobs.resolve_identity'; "
+            "assert 'accuracy' not in s.ResolutionReport.__dataclass_fields__")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]

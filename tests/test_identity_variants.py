@@ -21,10 +21,10 @@ from c360 import io, landing, pipeline
 from c360.catalog import load_catalog
 from c360.datagen import DatagenParams, SourceVariant, generate_bank
 from c360.errors import EXIT_USER_ERROR, UserError
-from c360.identity import evaluation, model
+from c360.identity import evaluation, model, service
 from c360.identity import profile as profiling
 from c360.identity.conf import load_identity_conf
-from jobs import bronze_ingest, resolve_identity, silver_conform
+from jobs import bronze_ingest, silver_conform
 from tests.conftest import make_config
 
 START = dt.date(2026, 10, 1)
@@ -63,14 +63,14 @@ def build_bank(spark, root: Path, variant: SourceVariant, seed: int = 5):
 
 
 def link(spark, cfg, name: str = "test__link"):
-    """Train, score and cluster the bank's records as the job does (nothing written): (linked, inputs, accuracy)."""
+    """Train, score and cluster the bank's records as the job does (nothing written), then evaluate the
+    clusters and blocking against the truth explicitly: (linked, inputs, evaluation)."""
     conf = load_identity_conf(cfg)
-    run = pipeline.new_run(cfg, resolve_identity.JOB, START, name)
-    inputs = resolve_identity.read_inputs(spark, cfg, conf)
-    linked = resolve_identity.link_records(spark, conf, run, inputs)
-    truth = evaluation.read_truth(spark, conf.evaluation.truth_records)
+    run = pipeline.new_run(cfg, service.JOB, START, name)
+    inputs = service.read_inputs(spark, cfg, conf)
+    linked = service.link_records(spark, conf, run, inputs)
     assignment = linked.clusters.select("unique_id", F.col("cluster_key").alias("customer_id"))
-    return linked, inputs, evaluation.accuracy(assignment, truth)
+    return linked, inputs, evaluation.evaluate(spark, conf, assignment, inputs.match)
 
 
 @pytest.mark.slow
@@ -79,15 +79,16 @@ def link(spark, cfg, name: str = "test__link"):
 def test_variant_resolves_with_adapted_training(spark, tmp_path, variant, minimum):
     """Without e-mail and/or national id the model trains on what is there and keeps F1 above the bar."""
     cfg = build_bank(spark, tmp_path, variant)
-    linked, inputs, accuracy = link(spark, cfg)
+    linked, inputs, evaluated = link(spark, cfg)
+    accuracy = evaluated.accuracy
     print(f"variant {variant}: pairwise F1 {accuracy['pairwise_f1']:.4f}, blocking recall "
-          f"{linked.scored.blocking_recall['recall']:.4f}, prior from {linked.training['prior_source'][:40]}")
+          f"{evaluated.blocking_recall['recall']:.4f}, prior from {linked.training['prior_source'][:40]}")
     assert linked.trained and accuracy["pairwise_f1"] >= minimum, accuracy
     for field in variant.drop_fields:
         assert field not in linked.training["comparisons"]
         assert all(v["fields"][field]["fill_rate"] == 0.0 for v in inputs.profile.values())
         assert not any(f"l.{field}" in rule for rule in linked.training["em_passes"])
-    assert linked.scored.blocking_recall["recall"] > 0.95, linked.scored.blocking_recall
+    assert evaluated.blocking_recall["recall"] > 0.95, evaluated.blocking_recall
 
 
 @pytest.mark.slow
@@ -98,12 +99,15 @@ def test_link_only_one_record_per_system(spark, tmp_path, monkeypatch):
     monkeypatch.setenv("C360_IDENTITY__LINK_TYPE", "link_only")
     # The issue's bank: no rule finds a pair (the phone + birth date rule would, here), so the prior falls back.
     monkeypatch.setenv("C360_IDENTITY__MODEL__PRIOR_RULES", "['l.email = r.email and l.dob = r.dob']")
-    report = resolve_identity.run_resolution(spark, cfg, pipeline.new_run(cfg, resolve_identity.JOB, START, "t"))
-    print(f"link_only: pairwise F1 {report.f1:.4f}, blocking recall {report.blocking_recall['recall']:.4f}")
-    assert report.f1 >= 0.97, report.accuracy
+    report = service.run_resolution(spark, cfg, pipeline.new_run(cfg, service.JOB, START, "t"))
+    conf = load_identity_conf(cfg)
+    evaluated = evaluation.evaluate(spark, conf, evaluation.current_assignment(io.read(spark, cfg, service.XREF)),
+                                    service.match_records(spark, cfg, conf))
+    print(f"link_only: pairwise F1 {evaluated.f1:.4f}, blocking recall {evaluated.blocking_recall['recall']:.4f}")
+    assert evaluated.f1 >= 0.97, evaluated.accuracy
     assert report.training["prior_source"].startswith("fallback"), report.training
     assert report.profile["all"]["fields"]["email"]["fill_rate"] == 0.0
-    assert report.blocking_recall["recall"] > 0.95, report.blocking_recall
+    assert evaluated.blocking_recall["recall"] > 0.95, evaluated.blocking_recall
     xref = io.read(spark, cfg, "silver.customer_xref")
     assert xref.groupBy("customer_id", "source_system").count().filter("count > 1").count() == 0
 

@@ -28,35 +28,42 @@ def summary_lines(report, gold=None) -> list[str]:
              f"{s['singletons']} singletons, duplicate rate {s['duplicate_rate']:.1%}, {report.comparisons} comparisons",
              f"  events {report.events or 'none'}, review queue {report.review_pending} pending, "
              f"{report.seconds.get('total', 0):.0f}s"]
-    training = getattr(report, "training", None)
-    if training:
+    if report.training:
+        training = report.training
         lines.append(f"  trained on {', '.join(training['comparisons'])}; EM passes {len(training['em_passes'])}, "
                      f"skipped {len(training['em_skipped'])}; prior {training['prior']:.3g} from "
                      f"{training['prior_source']}")
-    recall = getattr(report, "blocking_recall", None)
-    if recall:
-        lines.append(f"  blocking recall {recall['recall']:.4f} ({recall['blocked_true_pairs']} of "
-                     f"{recall['true_pairs']} true pairs blocked)")
-    if report.accuracy is not None:
-        a = report.accuracy
-        lines.append(f"  vs truth: pairwise precision {a['pairwise_precision']:.4f} recall {a['pairwise_recall']:.4f} "
-                     f"F1 {a['pairwise_f1']:.4f}; B-cubed F1 {a['bcubed_f1']:.4f}; "
-                     f"look-alikes merged {report.look_alike_merges}")
     if gold is not None:
         version = "unchanged" if gold.version is None else f"v{gold.version}"
         lines.append(f"  gold.customer_360 {version}: +{gold.inserted} ~{gold.updated} -{gold.deleted}")
     return lines
 
 
+def evaluation_lines(result) -> list[str]:
+    """An evaluation against the generator's truth in a few lines (shared by the CLI and the demo)."""
+    if result is None:
+        return ["  no ground truth to evaluate against (evaluation.truth_records in conf/identity.yaml)"]
+    a = result.accuracy
+    lines = [f"  vs truth: pairwise precision {a['pairwise_precision']:.4f} recall {a['pairwise_recall']:.4f} "
+             f"F1 {a['pairwise_f1']:.4f}; B-cubed F1 {a['bcubed_f1']:.4f}; "
+             f"look-alikes merged {result.look_alike_merges}"]
+    recall = result.blocking_recall
+    if recall:
+        lines.append(f"  blocking recall {recall['recall']:.4f} ({recall['blocked_true_pairs']} of "
+                     f"{recall['true_pairs']} true pairs blocked)")
+    return lines
+
+
 def cmd_resolve(args: argparse.Namespace) -> int:
     """Resolve source records to stable customer ids (incremental by default), then publish gold.customer_360."""
     from c360 import pipeline
-    from jobs import publish_gold, resolve_identity
+    from c360.identity import service
+    from jobs import publish_gold
 
     cfg, spark = pipeline.start(args.env)
-    run = pipeline.new_run(cfg, resolve_identity.JOB, args.date, args.run_id)
-    report = resolve_identity.run_resolution(spark, cfg, run, full_relink=args.full_relink, retrain=args.retrain,
-                                             backend=args.backend)
+    run = pipeline.new_run(cfg, service.JOB, args.date, args.run_id)
+    report = service.run_resolution(spark, cfg, run, full_relink=args.full_relink, retrain=args.retrain,
+                                    backend=args.backend)
     gold = None
     if not args.skip_gold:
         gold = publish_gold.publish(spark, cfg, pipeline.new_run(cfg, publish_gold.JOB, args.date, args.run_id))
@@ -83,14 +90,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train and store a new model version; the next `c360 resolve` relinks everything with it."""
     from c360 import io, pipeline
+    from c360.identity import service
     from c360.identity.conf import load_identity_conf
-    from jobs import resolve_identity
 
     cfg, spark = pipeline.start(args.env)
-    if not io.exists(spark, cfg, resolve_identity.RECORDS):
-        raise UserError(f"{resolve_identity.RECORDS} does not exist yet; run `c360 conform` first")
-    run = pipeline.new_run(cfg, resolve_identity.JOB, None, args.run_id)
-    stored = resolve_identity.train_model(spark, cfg, run, load_identity_conf(cfg, **(
+    if not io.exists(spark, cfg, service.RECORDS):
+        raise UserError(f"{service.RECORDS} does not exist yet; run `c360 conform` first")
+    run = pipeline.new_run(cfg, service.JOB, None, args.run_id)
+    stored = service.train_model(spark, cfg, run, load_identity_conf(cfg, **(
         {"backend": args.backend} if args.backend else {})))
     _out(f"trained model {stored.version}: {stored.meta.get('records')} records, "
          f"{stored.meta.get('seconds', {}).get('training', 0):.0f}s; stored under {stored.meta.get('store')}")
@@ -102,14 +109,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from c360 import io, pipeline
     from c360.identity import model
     from c360.identity import profile as profiling
+    from c360.identity import service
     from c360.identity.conf import load_identity_conf
-    from jobs import resolve_identity
 
     cfg, spark = pipeline.start(args.env)
-    if not io.exists(spark, cfg, resolve_identity.RECORDS):
-        raise UserError(f"{resolve_identity.RECORDS} does not exist yet; run `c360 conform` first")
+    if not io.exists(spark, cfg, service.RECORDS):
+        raise UserError(f"{service.RECORDS} does not exist yet; run `c360 conform` first")
     conf = load_identity_conf(cfg)
-    profile = resolve_identity.profile_match_records(spark, cfg, conf)
+    profile = service.profile_match_records(spark, cfg, conf)
     for line in profiling.render(profile):
         _out(line)
     plan = model.plan_training(conf, profile)
@@ -121,6 +128,32 @@ def cmd_profile(args: argparse.Namespace) -> int:
              f"{', '.join(plan['em_skipped'])}")
     rules = ", ".join(plan["prior_rules"]) or "none (the prior falls back to model.prior_fallback_records_per_person)"
     _out(f"prior rules: {rules}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score the current customer xref against the generator's truth: pairwise and B-cubed F1, look-alikes
+    merged and (with --blocking) blocking recall; test, benchmark and demo tooling, never part of a run."""
+    from c360 import io, pipeline
+    from c360.identity import evaluation, service
+    from c360.identity.conf import load_identity_conf
+
+    cfg, spark = pipeline.start(args.env)
+    if not io.exists(spark, cfg, service.XREF):
+        raise UserError(f"{service.XREF} does not exist yet; run `c360 resolve` first")
+    conf = load_identity_conf(cfg)
+    match = None
+    if args.blocking:
+        match = service.match_records(spark, cfg, conf)
+    result = evaluation.evaluate(spark, conf, evaluation.current_assignment(io.read(spark, cfg, service.XREF)),
+                                 match)
+    if result is None:
+        raise UserError(f"no ground truth at {conf.evaluation.truth_records}; evaluation needs a generated bank")
+    _out(f"identity evaluation of {service.XREF} v{io.current_version(spark, cfg, service.XREF)}:")
+    for line in evaluation_lines(result):
+        _out(line)
+    if args.save:
+        _out(f"  saved to {evaluation.save(spark, conf, args.date, args.save, result)}")
     return EXIT_OK
 
 
@@ -154,7 +187,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    """Add `resolve` and `identity {explain,profile,train,review}` to the `c360` sub-command parsers."""
+    """Add `resolve` and `identity {explain,profile,train,evaluate,review}` to the `c360` sub-command parsers."""
     p = sub.add_parser("resolve", help=cmd_resolve.__doc__, description=cmd_resolve.__doc__)
     p.set_defaults(func=cmd_resolve)
     p.add_argument("--date", type=_date, help="run date YYYY-MM-DD (default: today)")
@@ -163,7 +196,7 @@ def register(sub) -> None:
     p.add_argument("--retrain", action="store_true", help="train and store a new model version first (implies a full relink)")
     p.add_argument("--backend", choices=["duckdb", "spark"], help="Splink backend (default: conf/identity.yaml)")
     p.add_argument("--skip-gold", action="store_true", help="do not publish gold.customer_360 afterwards")
-    identity = sub.add_parser("identity", help="identity resolution: explain, profile, train, review",
+    identity = sub.add_parser("identity", help="identity resolution: explain, profile, train, evaluate, review",
                               description="Identity resolution tools.")
     commands = identity.add_subparsers(dest="identity_command", required=True, metavar="COMMAND")
     p = commands.add_parser("explain", help=cmd_explain.__doc__, description=cmd_explain.__doc__)
@@ -176,6 +209,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_train)
     p.add_argument("--backend", choices=["duckdb", "spark"])
     p.add_argument("--run-id")
+    p = commands.add_parser("evaluate", help=cmd_evaluate.__doc__, description=cmd_evaluate.__doc__)
+    p.set_defaults(func=cmd_evaluate)
+    p.add_argument("--blocking", action="store_true", help="also measure blocking recall (opens a Splink backend)")
+    p.add_argument("--save", metavar="LABEL", help="keep the figures as JSON under identity/evaluations/")
+    p.add_argument("--date", type=_date, help="date folder the saved figures go under (default: current)")
     p = commands.add_parser("review", help=cmd_review.__doc__, description=cmd_review.__doc__)
     p.set_defaults(func=cmd_review)
     p.add_argument("action", choices=["list", "accept", "reject"])

@@ -42,7 +42,6 @@ class Scored:
     comparisons: int
     histogram: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
-    blocking_recall: dict | None = None
 
 
 def _ordered(left: Column, right: Column) -> list[Column]:
@@ -109,40 +108,26 @@ def _keep(backend: Backend, predictions, low: float) -> DataFrame:
     return pairs.select(*_ordered(F.col("unique_id_l"), F.col("unique_id_r")), "match_probability", "match_weight")
 
 
-def _count(sdf) -> int:
+def count_rows(sdf) -> int:
+    """Rows of a Splink table, counted in its backend."""
     return int(sdf.query_sql("select count(*) as n from {this}").as_record_list()[0]["n"])
 
 
-def blocking_recall(backend: Backend, predictions, truth_pairs: DataFrame) -> dict:
-    """Share of the truth's record pairs that blocking put up for scoring (every blocked pair is scored)."""
-    truth_sdf = backend.register(truth_pairs.select("unique_id_l", "unique_id_r"))
-    found = int(predictions.query_sql(
-        f"select count(*) as n from {{this}} p join {truth_sdf.physical_name} t "
-        "on least(p.unique_id_l, p.unique_id_r) = t.unique_id_l "
-        "and greatest(p.unique_id_l, p.unique_id_r) = t.unique_id_r").as_record_list()[0]["n"])
-    true_pairs = _count(truth_sdf)
-    recall = found / true_pairs if true_pairs else 1.0
-    log.info("identity: blocking recall %.4f (%d of %d true pairs blocked)", recall, found, true_pairs)
-    return {"recall": recall, "true_pairs": true_pairs, "blocked_true_pairs": found}
-
-
-def score_all(backend: Backend, linker: Linker, low: float, truth_pairs: DataFrame | None = None) -> Scored:
-    """Block and score every candidate pair of the linker's records (a full relink); with `truth_pairs`
-    (unique_id_l < unique_id_r of one person) also the recall of blocking."""
+def score_all(backend: Backend, linker: Linker, low: float) -> Scored:
+    """Block and score every candidate pair of the linker's records (a full relink)."""
     started = time.perf_counter()
     blocked = linker.inference.compute_blocked_pairs_for_predict()
-    comparisons = _count(blocked)
+    comparisons = count_rows(blocked)
     blocking_seconds = time.perf_counter() - started
     log.info("identity: %d comparisons from blocking (%.1fs)", comparisons, blocking_seconds)
     started = time.perf_counter()
     predictions = linker.inference.predict(warning_mode="never")
-    recall = None if truth_pairs is None else blocking_recall(backend, predictions, truth_pairs)
     histogram = _histogram(predictions)
     pairs = _keep(backend, predictions, low).persist()
     pairs.count()
     predictions.drop_table_from_database_and_remove_from_cache()
     return Scored(pairs, comparisons, histogram,
-                  {"blocking": blocking_seconds, "prediction": time.perf_counter() - started}, recall)
+                  {"blocking": blocking_seconds, "prediction": time.perf_counter() - started})
 
 
 def score_incremental(backend: Backend, linker: Linker, existing: DataFrame, changed: DataFrame,
@@ -156,7 +141,7 @@ def score_incremental(backend: Backend, linker: Linker, existing: DataFrame, cha
     changed_sdf = backend.register(changed.select(*SPLINK_COLUMNS))
     within = linker.inference.predict_within(changed_sdf, warning_mode="never")
     between = linker.inference.predict_between(existing_sdf, changed_sdf, warning_mode="never")
-    comparisons = _count(within) + _count(between)
+    comparisons = count_rows(within) + count_rows(between)
     histogram: dict[str, int] = {}
     pairs = None
     for predictions in (within, between):
