@@ -5,8 +5,6 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JARS   := .cache/jars/.fetched
-# The class archive of conf/local.yaml's spark.class_archive (see c360/jvm.py): built once per set of jars.
-ARCHIVE := .cache/jvm/c360.jsa
 PYTEST_ARGS ?=
 # Two workers on two cores: one test JVM kept about 1.5 cores busy (measured), and the Airflow
 # tests mostly wait on their spark-submit children, so a second worker uses what is left.
@@ -15,7 +13,7 @@ PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 .PHONY: setup test test-quick test-backfill demo bench bench-startup bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
 
-setup: $(STAMP) $(JARS) $(ARCHIVE)
+setup: $(STAMP) $(JARS)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +24,6 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 $(JARS): jars/pom.xml | $(STAMP)
 	$(PY) -m c360.jvm fetch
 	touch $@
-
-# About 1.5 minutes, once: each job's JVM then starts about 3x faster (measured: a session and its
-# first Delta read took 11 s instead of 33 s on two busy cores).
-$(ARCHIVE): $(JARS) $(STAMP)
-	$(PY) -m c360.jvm archive
 
 test: setup
 	$(PYTEST) -m "not backfill" $(PYTEST_ARGS)
