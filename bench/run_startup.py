@@ -46,7 +46,7 @@ print(json.dumps({"session_s": t1 - t0, "first_delta_read_s": t2 - t1, "gx_impor
 
 def _setups(archive: str) -> dict[str, dict[str, str]]:
     """The JVM set-ups compared, as C360__SPARK__* overrides."""
-    c1 = "-XX:TieredStopAtLevel=1"
+    c1 = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
     return {
         "jvm defaults": {"C360__SPARK__DRIVER_JAVA_OPTIONS": "", "C360__SPARK__CLASS_ARCHIVE": ""},
         "C1 only": {"C360__SPARK__DRIVER_JAVA_OPTIONS": c1, "C360__SPARK__CLASS_ARCHIVE": ""},
