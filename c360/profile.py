@@ -28,6 +28,20 @@ log = logging.getLogger(__name__)
 _GROUP_PREFIX = "c360-phase:"
 
 
+
+def _covered_ms(intervals: list[tuple[int, int]]) -> int:
+    """Milliseconds covered by the union of (start, end) intervals: jobs of one phase can run at once
+    (a query's broadcast or subquery jobs), and time in Spark must not exceed the phase's wall time."""
+    covered, end = 0, None
+    for start, stop in sorted(intervals):
+        if end is None or start > end:
+            covered += stop - start
+            end = stop
+        elif stop > end:
+            covered += stop - end
+            end = stop
+    return covered
+
 @dataclass
 class Phase:
     """One timed span of a job: its path (outer/inner), table (if any) and wall seconds."""
@@ -94,6 +108,7 @@ class Profile:
         # Job-end events reach the status store through the listener bus, a moment after the action returns.
         sc.listenerBus().waitUntilEmpty()
         jobs = sc.statusStore().jobsList(None)
+        spans: dict[int, list[tuple[int, int]]] = {}
         for i in range(jobs.length()):
             job = jobs.apply(i)
             group = job.jobGroup()
@@ -103,10 +118,11 @@ class Profile:
             if index >= len(self.phases):
                 continue
             submitted, completed = job.submissionTime(), job.completionTime()
-            phase = self.phases[index]
-            phase.spark_jobs += 1
+            self.phases[index].spark_jobs += 1
             if submitted.isDefined() and completed.isDefined():
-                phase.spark_seconds += (completed.get().getTime() - submitted.get().getTime()) / 1000.0
+                spans.setdefault(index, []).append((submitted.get().getTime(), completed.get().getTime()))
+        for index, intervals in spans.items():
+            self.phases[index].spark_seconds = _covered_ms(intervals) / 1000.0
 
     def to_dict(self) -> dict:
         """The profile as JSON-ready data: total seconds and one entry per phase."""
