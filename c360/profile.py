@@ -51,6 +51,7 @@ class Phase:
     seconds: float = 0.0
     spark_jobs: int = 0
     spark_seconds: float = 0.0
+    window_ms: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -74,11 +75,14 @@ class Profile:
         index = len(self.phases) - 1
         previous_group = self._set_group(index)
         self._stack.append(name)
-        started = time.perf_counter()
+        started, started_ms = time.perf_counter(), int(time.time() * 1000)
         try:
             yield entry
         finally:
             entry.seconds = time.perf_counter() - started
+            # Jobs can outlive the phase that tagged them (async jobs inherit the thread's group), so
+            # only the part of a job inside the phase's own window counts as its time in Spark.
+            entry.window_ms = (started_ms, int(time.time() * 1000))
             self._stack.pop()
             self._restore_group(previous_group)
 
@@ -120,9 +124,13 @@ class Profile:
             submitted, completed = job.submissionTime(), job.completionTime()
             self.phases[index].spark_jobs += 1
             if submitted.isDefined() and completed.isDefined():
-                spans.setdefault(index, []).append((submitted.get().getTime(), completed.get().getTime()))
+                low, high = self.phases[index].window_ms
+                start, stop = max(submitted.get().getTime(), low), min(completed.get().getTime(), high)
+                if stop > start:
+                    spans.setdefault(index, []).append((start, stop))
         for index, intervals in spans.items():
-            self.phases[index].spark_seconds = _covered_ms(intervals) / 1000.0
+            phase = self.phases[index]
+            phase.spark_seconds = min(_covered_ms(intervals) / 1000.0, phase.seconds)
 
     def to_dict(self) -> dict:
         """The profile as JSON-ready data: total seconds and one entry per phase."""
