@@ -325,23 +325,39 @@ def replace_where(spark: SparkSession, cfg: Config, name: str, df: DataFrame, pr
     return _write_rows(spark, cfg, name, df, run, predicate=predicate)
 
 
+@contextlib.contextmanager
+def _materialised(df: DataFrame) -> Iterator[DataFrame]:
+    """`df` computed once and cut from its plan (a local checkpoint) for the block, released after it.
+
+    A write reads its source up to four times (emptiness, pending changes, the gate's state, the
+    commit); each would otherwise recompute the job's transform, and the gate's queries would each
+    analyse its whole plan again (measured: most of a silver write's time, outside any Spark job).
+    """
+    frame = df.localCheckpoint(eager=True)
+    try:
+        yield frame
+    finally:
+        frame.unpersist()
+
+
 def _write_rows(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunContext,
                 predicate: str | None) -> WriteStats:
     """Add `df` to `name`, replacing the rows `predicate` matches (none when None), gated before the commit."""
     table = spec(cfg, name)
-    source = check_contract(df, table)
-    base = current_version(spark, cfg, name)
-    if base is None:
-        return _create(spark, cfg, table, source, run)
-    if ensure_properties(spark, cfg, name, run):
+    with _materialised(check_contract(df, table)) as source:
         base = current_version(spark, cfg, name)
-    if _is_gated(name):
-        kept = read(spark, cfg, name, version=base).filter(~_matches(predicate))
-        _check_gate(name, kept.unionByName(source), base)
-    writer = source.write.format("delta")
-    writer = writer.mode("append") if predicate is None else writer.mode("overwrite").option("replaceWhere", predicate)
-    with commit_metadata(spark, run), _conflicts_as_errors(name):
-        writer.save(table.location(cfg))
+        if base is None:
+            return _create(spark, cfg, table, source, run)
+        if ensure_properties(spark, cfg, name, run):
+            base = current_version(spark, cfg, name)
+        if _is_gated(name):
+            kept = read(spark, cfg, name, version=base).filter(~_matches(predicate))
+            _check_gate(name, kept.unionByName(source), base)
+        writer = source.write.format("delta")
+        writer = (writer.mode("append") if predicate is None
+                  else writer.mode("overwrite").option("replaceWhere", predicate))
+        with commit_metadata(spark, run), _conflicts_as_errors(name):
+            writer.save(table.location(cfg))
     stats = _commit_stats(spark, cfg, name, base, run)
     return WriteStats(name, stats["version"], read_version=stats["read_version"],
                       inserted=int(stats["metrics"].get("numOutputRows", 0)),
@@ -398,18 +414,16 @@ def merge(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunCo
     table's columns) deletes only those of them it matches, e.g. the rows of one re-delivered landing date.
     """
     table = spec(cfg, name)
-    source = check_contract(df, table)
-    base = current_version(spark, cfg, name)
-    if base is None:
-        # A first write creates the table with its rows in one commit; with no rows there is nothing
-        # to create (the next run with data does it).
-        if source.isEmpty():
-            return WriteStats(name, None)
-        return _create(spark, cfg, table, source, run)
-    if ensure_properties(spark, cfg, name, run):
+    with _materialised(check_contract(df, table)) as source:
         base = current_version(spark, cfg, name)
-    source = source.persist()
-    try:
+        if base is None:
+            # A first write creates the table with its rows in one commit; with no rows there is nothing
+            # to create (the next run with data does it).
+            if source.isEmpty():
+                return WriteStats(name, None)
+            return _create(spark, cfg, table, source, run)
+        if ensure_properties(spark, cfg, name, run):
+            base = current_version(spark, cfg, name)
         # Pinned to `base`: the gate validates what this version plus the source makes, and the commit's
         # readVersion in history tells whether anyone committed in between.
         target = read(spark, cfg, name, version=base)
@@ -431,8 +445,6 @@ def merge(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunCo
             builder = builder.whenNotMatchedBySourceDelete(condition=retract_where)
         with commit_metadata(spark, run), _conflicts_as_errors(name):
             builder.execute()
-    finally:
-        source.unpersist()
     stats = _commit_stats(spark, cfg, name, base, run)
     metrics = stats["metrics"]
     return WriteStats(
