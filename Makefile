@@ -14,7 +14,7 @@ TEST_WORKERS ?= 2
 # collection order (tests/conftest.py puts them first) each worker starts with one of them.
 PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
-.PHONY: setup test test-quick test-backfill demo bench bench-startup bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
+.PHONY: setup test test-quick demo bench bench-startup bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
 
 setup: $(STAMP) $(JARS)
 
@@ -29,15 +29,10 @@ $(JARS): jars/pom.xml | $(STAMP)
 	touch $@
 
 test: setup
-	$(PYTEST) -m "not backfill" $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-quick: setup
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
-
-# Three dates of c360_daily backfilled through Airflow against the same dates run once each:
-# 31-33 minutes on its own (measured), so apart from `make test`; .ci/run runs both. One module: one worker.
-test-backfill: setup
-	$(PY) -m pytest -m backfill --durations=10 $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/c360 demo

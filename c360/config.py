@@ -89,6 +89,7 @@ class OrchestrationConf:
     landing_poke_seconds: int
     landing_timeout_hours: int
     py_files: str = ""
+    skip_unchanged: bool = True
 
 
 @dataclass(frozen=True)

@@ -107,11 +107,19 @@ def history(spark: SparkSession, cfg: Config, name: str, limit: int | None = Non
     return table.history(limit) if limit else table.history()
 
 
+def _log(cfg: Config, name: str):
+    """The table's Delta log read with delta-rs: a snapshot's version, properties and commits in milliseconds,
+    where Spark's DESCRIBE HISTORY and DETAIL each run a query (measured: 0.15-0.9 s per call)."""
+    from c360 import lineage
+
+    return lineage.open_table(cfg, name)
+
+
 def current_version(spark: SparkSession, cfg: Config, name: str) -> int | None:
     """Latest version of `name`, or None if the table does not exist yet."""
     if not exists(spark, cfg, name):
         return None
-    return int(history(spark, cfg, name, 1).select("version").first()[0])
+    return int(_log(cfg, name).version())
 
 
 def version_stamp(spark: SparkSession, cfg: Config, name: str, version: int | None = None) -> dict | None:
@@ -119,11 +127,14 @@ def version_stamp(spark: SparkSession, cfg: Config, name: str, version: int | No
     names the content exactly, even across a table that was removed and created again."""
     if not exists(spark, cfg, name):
         return None
-    commits = history(spark, cfg, name, 1 if version is None else None)
-    if version is not None:
-        commits = commits.filter(F.col("version") == int(version))
-    row = commits.select("version", "timestamp").first()
-    return {"location": location(cfg, name), "version": int(row["version"]), "timestamp": row["timestamp"].isoformat()}
+    table = _log(cfg, name)
+    latest = table.version()
+    wanted = latest if version is None else int(version)
+    commit = next((c for c in table.history(latest - wanted + 1) if c["version"] == wanted), None)
+    if commit is None:
+        raise ValueError(f"{name}: version {wanted} is not in its Delta log (latest {latest})")
+    stamp = dt.datetime.fromtimestamp(commit["timestamp"] / 1000, dt.timezone.utc).isoformat()
+    return {"location": location(cfg, name), "version": wanted, "timestamp": stamp}
 
 
 @contextlib.contextmanager
@@ -174,7 +185,7 @@ def ensure_properties(spark: SparkSession, cfg: Config, name: str, run: RunConte
     # this schema, looking again (a DESCRIBE DETAIL per write) cannot find them stale.
     if checked.get(path) == wanted:
         return False
-    current = DeltaTable.forPath(spark, path).detail().select("properties").first()["properties"] or {}
+    current = dict(_log(cfg, name).metadata().configuration or {})
     stale = {k: v for k, v in wanted.items() if current.get(k) != v}
     if not stale:
         checked[path] = wanted
@@ -302,16 +313,15 @@ def _commit_stats(spark: SparkSession, cfg: Config, name: str, base_version: int
     """Version, readVersion and metrics of the commit this run just made (the first one after `base_version`
     that carries this run's metadata; the newest one otherwise)."""
     after = -1 if base_version is None else base_version
-    rows = (history(spark, cfg, name, 20).filter(F.col("version") > after)
-            .select("version", "readVersion", "userMetadata", "operationMetrics").orderBy("version").collect())
-    mine = [r for r in rows if r["userMetadata"] == run.commit_metadata()] or rows[-1:]
+    commits = sorted((c for c in _log(cfg, name).history(20) if c["version"] > after), key=lambda c: c["version"])
+    mine = [c for c in commits if c.get("userMetadata") == run.commit_metadata()] or commits[-1:]
     if not mine:
         # Delta makes no commit for a write that changes nothing (an empty replaceWhere matching no rows).
         return {"version": None, "read_version": None, "metrics": {}}
-    row = mine[0]
-    read_version = row["readVersion"]
-    return {"version": int(row["version"]), "read_version": None if read_version is None else int(read_version),
-            "metrics": dict(row["operationMetrics"] or {})}
+    commit = mine[0]
+    read_version = commit.get("readVersion")
+    return {"version": int(commit["version"]), "read_version": None if read_version is None else int(read_version),
+            "metrics": dict(commit.get("operationMetrics") or {})}
 
 
 def append(spark: SparkSession, cfg: Config, name: str, df: DataFrame, run: RunContext) -> WriteStats:

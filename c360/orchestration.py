@@ -107,6 +107,41 @@ def _airflow_bin() -> str:
 
 # ---- spark-submit -------------------------------------------------------------------------
 
+def task_memo(cfg: Config, job: str, application_args: list[str], tables: list[str]):
+    """The memo (c360.memo) of a Spark task's run from its rendered arguments; None for a job without memo rules."""
+    from c360 import memo
+
+    args = list(application_args)
+    day = dt.date.fromisoformat(args[args.index("--date") + 1])
+    # The run id names the try, not the work: two tries of the same work share one memo.
+    key_args = [a for name, a in zip([None, *args], args) if a not in ("--date", "--run-id")
+                and name not in ("--date", "--run-id")]
+    try:
+        return memo.memo_for(cfg, job, day, key_args, tables)
+    except KeyError:
+        return None
+
+
+def skip_if_unchanged(cfg: Config, task_memo_, task_id: str) -> bool:
+    """True (and say why in the task log) when the task's last success left everything as it is now."""
+    from c360 import memo
+
+    since = memo.unchanged_since(cfg, task_memo_)
+    if since is None:
+        return False
+    log.info("%s: skipped, inputs, code, settings and outputs are as run %s left them for %s "
+             "(orchestration.skip_unchanged; delete %s to force a run)", task_id, since,
+             task_memo_.key["date"], task_memo_.path)
+    return True
+
+
+def record_memo(cfg: Config, task_memo_, run_id: str) -> None:
+    """Record a successful Spark task's memo, so an unchanged rerun of it is skipped."""
+    from c360 import memo
+
+    memo.record(cfg, task_memo_, run_id)
+
+
 def job_path(job: str) -> str:
     """The file spark-submit runs for job module `job` (jobs/<job>.py)."""
     return str(JOBS_FOLDER / f"{job}.py")

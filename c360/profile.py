@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -65,6 +66,8 @@ class Profile:
     _stack: list[str] = field(default_factory=list)
     _started: float = field(default_factory=time.perf_counter)
     _started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+    # Part of every job group id: an earlier profile in the same session numbers its phases alike.
+    _token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     @contextlib.contextmanager
     def phase(self, name: str, table: str | None = None) -> Iterator[Phase]:
@@ -91,7 +94,7 @@ class Profile:
             return None
         context = self.spark.sparkContext
         previous = context.getLocalProperty("spark.jobGroup.id")
-        context.setJobGroup(f"{_GROUP_PREFIX}{index}", self.phases[index].path, interruptOnCancel=False)
+        context.setJobGroup(f"{_GROUP_PREFIX}{self._token}:{index}", self.phases[index].path, interruptOnCancel=False)
         return previous
 
     def _restore_group(self, previous: str | None) -> None:
@@ -116,18 +119,20 @@ class Profile:
         for i in range(jobs.length()):
             job = jobs.apply(i)
             group = job.jobGroup()
-            if not group.isDefined() or not str(group.get()).startswith(_GROUP_PREFIX):
+            mine = f"{_GROUP_PREFIX}{self._token}:"
+            if not group.isDefined() or not str(group.get()).startswith(mine):
                 continue
-            index = int(str(group.get())[len(_GROUP_PREFIX):])
+            index = int(str(group.get())[len(mine):])
             if index >= len(self.phases):
                 continue
             submitted, completed = job.submissionTime(), job.completionTime()
-            self.phases[index].spark_jobs += 1
-            if submitted.isDefined() and completed.isDefined():
-                low, high = self.phases[index].window_ms
-                start, stop = max(submitted.get().getTime(), low), min(completed.get().getTime(), high)
-                if stop > start:
-                    spans.setdefault(index, []).append((start, stop))
+            if not (submitted.isDefined() and completed.isDefined()):
+                continue
+            low, high = self.phases[index].window_ms
+            start, stop = max(submitted.get().getTime(), low), min(completed.get().getTime(), high)
+            if stop >= start:
+                self.phases[index].spark_jobs += 1
+                spans.setdefault(index, []).append((start, stop))
         for index, intervals in spans.items():
             phase = self.phases[index]
             phase.spark_seconds = min(_covered_ms(intervals) / 1000.0, phase.seconds)

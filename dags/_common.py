@@ -56,6 +56,7 @@ class C360SparkSubmitOperator(SparkSubmitOperator):
             outlets=[table_asset(t) for t in tables],
             **kwargs,
         )
+        self.job, self.tables = job, list(tables)
 
     def execute(self, context) -> None:
         """Fill in Spark settings from conf, run spark-submit, and fail without retries on a user or data error."""
@@ -63,10 +64,16 @@ class C360SparkSubmitOperator(SparkSubmitOperator):
         # A templated flag that rendered empty (e.g. --full-relink off) is no argument at all.
         self.application_args = [a for a in self.application_args if a]
         self.conf = {**orchestration.spark_submit_conf(cfg), **(self.conf or {})}
+        # Skipped, with no JVM started, when the last success for this date left everything as it is now.
+        memo = orchestration.task_memo(cfg, self.job, self.application_args, self.tables)
+        if memo is not None and orchestration.skip_if_unchanged(cfg, memo, self.task_id):
+            return
         master = SparkSubmitHook(conn_id=self._conn_id)._connection["master"]
         self.env_vars = {**orchestration.job_env(master, self.name), **(self.env_vars or {})}
         try:
             super().execute(context)
+            if memo is not None:
+                orchestration.record_memo(cfg, memo, context["run_id"])
         except AirflowException as exc:
             code = self._exit_code(str(exc))
             if not orchestration.permanent_failure(code):
