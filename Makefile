@@ -5,6 +5,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JARS   := .cache/jars/.fetched
+# The class archive of conf/local.yaml's spark.class_archive (see c360/jvm.py): built once per set of jars.
+ARCHIVE := .cache/jvm/c360.jsa
 PYTEST_ARGS ?=
 # Two workers on two cores: one test JVM kept about 1.5 cores busy (measured), and the Airflow
 # tests mostly wait on their spark-submit children, so a second worker uses what is left.
@@ -16,7 +18,7 @@ PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reor
 
 .PHONY: setup test test-quick demo bench bench-startup bench-foundation bench-identity bench-airflow clean constraints airflow-db airflow-ui
 
-setup: $(STAMP) $(JARS)
+setup: $(STAMP) $(JARS) $(ARCHIVE)
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,12 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 $(JARS): jars/pom.xml | $(STAMP)
 	$(PY) -m c360.jvm fetch
 	touch $@
+
+# About 45 seconds, once per set of jars: each job's JVM then loads its classes mapped from the
+# archive (measured: a session, its first Delta read and the GX import in 22-28 s instead of 35 s
+# on two busy cores; an Airflow date's Spark tasks about 40% faster with it).
+$(ARCHIVE): $(JARS) $(STAMP)
+	$(PY) -m c360.jvm archive
 
 test: setup
 	$(PYTEST) $(PYTEST_ARGS)
