@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import hashlib
 import json
 import logging
@@ -45,9 +44,10 @@ class Memo:
     output_files: tuple[str, ...] = ()
 
 
-@functools.lru_cache(maxsize=None)
 def _tree_digest(folders: tuple[str, ...]) -> str:
-    """SHA-256 over every file's relative path and bytes under `folders` (caches and hidden files aside)."""
+    """SHA-256 over every file's relative path and bytes under `folders` (caches and hidden files aside).
+
+    Not cached: a long-lived worker must see an edit made after it started (a few ms per task)."""
     digest = hashlib.sha256()
     for folder in folders:
         root = Path(folder)
