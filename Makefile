@@ -59,6 +59,7 @@ bench-foundation: setup
 bench-identity: setup
 	$(PY) bench/run_identity.py --records 100000 1000000 --backend duckdb
 	$(PY) bench/run_identity.py --records 100000 --backend spark
+	$(PY) bench/run_identity.py --records 100000 --variant no_email no_national_id sparse email_in_digital_only
 
 bench-airflow: setup
 	$(PY) bench/run_airflow.py --customers 10000 100000 --days 1

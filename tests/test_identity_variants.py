@@ -32,6 +32,8 @@ RECORDS = "silver.customer_records"
 PERSONS = 200
 NO_EMAIL = SourceVariant(drop_fields=("email",))
 NO_NATIONAL_ID = SourceVariant(drop_fields=("national_id",))
+# Only the digital channel knows e-mails: an email comparison that can never agree across systems.
+EMAIL_IN_DIGITAL_ONLY = SourceVariant(email_systems=("digital",))
 # Neither, and a third of birth dates missing besides, and 5% of names swapped.
 SPARSE = SourceVariant(drop_fields=("email", "national_id"), extra_dob_missing=0.3, name_swap_rate=0.05)
 # Every system holds each of its customers once, and no identifier is shared across systems.
@@ -74,8 +76,9 @@ def link(spark, cfg, name: str = "test__link"):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant,minimum", [(NO_EMAIL, 0.97), (NO_NATIONAL_ID, 0.97), (SPARSE, 0.95)],
-                         ids=["no_email", "no_national_id", "no_email_no_id_sparse_dob_swapped"])
+@pytest.mark.parametrize("variant,minimum", [(NO_EMAIL, 0.97), (NO_NATIONAL_ID, 0.97), (SPARSE, 0.95),
+                                             (EMAIL_IN_DIGITAL_ONLY, 0.97)],
+                         ids=["no_email", "no_national_id", "no_email_no_id_sparse_dob_swapped", "email_in_digital_only"])
 def test_variant_resolves_with_adapted_training(spark, tmp_path, variant, minimum):
     """Without e-mail and/or national id the model trains on what is there and keeps F1 above the bar."""
     cfg = build_bank(spark, tmp_path, variant)
@@ -88,6 +91,9 @@ def test_variant_resolves_with_adapted_training(spark, tmp_path, variant, minimu
         assert field not in linked.training["comparisons"]
         assert all(v["fields"][field]["fill_rate"] == 0.0 for v in inputs.profile.values())
         assert not any(f"l.{field}" in rule for rule in linked.training["em_passes"])
+    if variant.email_systems is not None:
+        fills = {system: v["fields"]["email"]["fill_rate"] for system, v in inputs.profile.items() if system != "all"}
+        assert all((rate > 0) == (system in variant.email_systems) for system, rate in fills.items()), fills
     assert evaluated.blocking_recall["recall"] > 0.95, evaluated.blocking_recall
 
 
