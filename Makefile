@@ -46,7 +46,7 @@ demo: setup
 	$(VENV)/bin/c360 demo
 
 # Benchmarks print their figures and append them to bench/results/ (with a chart each); run one
-# at a time, nothing else on the machine. Together about 75 minutes on two cores (the sum of their
+# at a time, nothing else on the machine. Together about 85 minutes on two cores (the sum of their
 # measured runs, the 10k foundation one estimated).
 bench: bench-startup bench-foundation bench-identity bench-airflow
 

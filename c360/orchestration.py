@@ -122,24 +122,24 @@ def task_memo(cfg: Config, job: str, application_args: list[str], tables: list[s
         return None
 
 
-def skip_if_unchanged(cfg: Config, task_memo_, task_id: str) -> bool:
+def skip_if_unchanged(cfg: Config, memo_entry, task_id: str) -> bool:
     """True (and say why in the task log) when the task's last success left everything as it is now."""
     from c360 import memo
 
-    since = memo.unchanged_since(cfg, task_memo_)
+    since = memo.unchanged_since(cfg, memo_entry)
     if since is None:
         return False
     log.info("%s: skipped, inputs, code, settings and outputs are as run %s left them for %s "
              "(orchestration.skip_unchanged; delete %s to force a run)", task_id, since,
-             task_memo_.key["date"], task_memo_.path)
+             memo_entry.key["date"], memo_entry.path)
     return True
 
 
-def record_memo(cfg: Config, task_memo_, run_id: str) -> None:
+def record_memo(cfg: Config, memo_entry, run_id: str) -> None:
     """Record a successful Spark task's memo, so an unchanged rerun of it is skipped."""
     from c360 import memo
 
-    memo.record(cfg, task_memo_, run_id)
+    memo.record(cfg, memo_entry, run_id)
 
 
 def job_path(job: str) -> str:
