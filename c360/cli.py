@@ -90,7 +90,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest landing files into bronze (one date, or every landed date in order)."""
     from c360 import landing, pipeline
-    from jobs import bronze_ingest
+    from c360 import ingest as bronze_ingest
 
     cfg = _config(args)
     landed = landing.landing_dates(cfg)
@@ -117,7 +117,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_conform(args: argparse.Namespace) -> int:
     """Build the silver tables from bronze (for one run date, or each landed date in order)."""
-    from jobs import silver_conform
+    from c360 import conform as silver_conform
     from c360 import pipeline
 
     cfg, spark = _context(args, args.table)

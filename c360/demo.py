@@ -18,7 +18,7 @@ from c360.spark import get_spark
 from c360.identity import evaluation, service
 from c360.identity.cli import evaluation_lines, summary_lines
 from c360.identity.conf import load_identity_conf
-from jobs import bronze_ingest, publish_gold, silver_conform
+from c360 import conform as silver_conform, ingest as bronze_ingest, publish as publish_gold
 
 
 def run(env: str | None, customers: int | None, out: Callable[[str], None]) -> int:

@@ -58,7 +58,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
     """Resolve source records to stable customer ids (incremental by default), then publish gold.customer_360."""
     from c360 import pipeline
     from c360.identity import service
-    from jobs import publish_gold
+    from c360 import publish as publish_gold
 
     cfg, spark = pipeline.start(args.env)
     run = pipeline.new_run(cfg, service.JOB, args.date, args.run_id)
