@@ -7,9 +7,9 @@ import datetime as dt
 from pyspark.sql import functions as F
 
 from c360.catalog import SourceColumn, SourceFeed
+from c360.conform import ConformParams, build_customer_records, conform_card_customers
+from c360.ingest import BatchInfo, build_bronze, build_quarantine, validate_records
 from c360.standardize import clean_address_line, clean_email, clean_name, clean_postcode, phone_e164
-from jobs.bronze_ingest import BatchInfo, build_bronze, build_quarantine, validate_records
-from jobs.silver_conform import ConformParams, build_customer_records, conform_card_customers
 
 FEED = SourceFeed(
     system="cards", feed="transactions", format="csv", delimiter=";", key=("txn_id",),
