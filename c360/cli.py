@@ -1,4 +1,4 @@
-"""`c360` command line: generate, ingest, conform, quality, tables, history, show, lineage, resolve, identity, demo."""
+"""`c360` command line: generate, ingest, conform, features, quality, tables, history, show, lineage, resolve, identity, demo."""
 
 from __future__ import annotations
 
@@ -128,6 +128,21 @@ def cmd_conform(args: argparse.Namespace) -> int:
         for table, stats in results.items():
             version = "unchanged" if stats.version is None else f"v{stats.version}"
             _out(f"conform {day} {table:28} {version:>9}  +{stats.inserted} ~{stats.updated} -{stats.deleted}")
+    return EXIT_OK
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    """Build features.customer_daily as of a date (with --history, the training as-of dates too) and churn labels."""
+    from c360 import features, pipeline
+
+    cfg, spark = _context(args)
+    dates = [args.date] if args.date else _landing_dates(spark, cfg)[-1:]
+    if not dates:
+        raise UserError("no landed date to build features for: give --date")
+    run = pipeline.new_run(cfg, features.JOB, dates[0], args.run_id)
+    for stats in features.build(spark, cfg, run, history=args.history):
+        version = "unchanged" if stats.version is None else f"v{stats.version}"
+        _out(f"features {dates[0]} {stats.table:28} {version:>9}  {stats.inserted} rows")
     return EXIT_OK
 
 
@@ -288,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--run-id", help="run id for commit metadata (default: $C360_RUN_ID or a manual__ id)")
         if name == "conform":
             p.add_argument("--table", action="append", help="only this silver table (repeatable)")
+    p = add("features", cmd_features)
+    p.add_argument("--date", type=_date, help="as-of date YYYY-MM-DD (default: the latest landed date)")
+    p.add_argument("--history", action="store_true", help="also the training as-of dates (conf/features.yaml)")
+    p.add_argument("--run-id")
     p = add("quality", cmd_quality)
     p.add_argument("--table", action="append", help="only this table (repeatable)")
     p.add_argument("--mask-stored", action="store_true",
@@ -319,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     from c360.identity import cli as identity_cli
 
     identity_cli.register(sub)
+    from c360 import models_cli
+
+    models_cli.register(sub)
     return parser
 
 

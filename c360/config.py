@@ -93,6 +93,12 @@ class OrchestrationConf:
 
 
 @dataclass(frozen=True)
+class ModelsConf:
+    tracking_uri: str
+    artifact_location: str
+
+
+@dataclass(frozen=True)
 class LineageConf:
     enabled: bool
     namespace: str
@@ -119,6 +125,7 @@ class Config:
     quality: QualityConf
     run: RunConf
     orchestration: OrchestrationConf
+    models: ModelsConf
     lineage: LineageConf
     maintenance: MaintenanceConf
     conf_dir: Path = CONF_DIR

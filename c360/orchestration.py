@@ -37,7 +37,6 @@ DAILY_DAG = "c360_daily"
 MAINTENANCE_DAG = "c360_maintenance"
 RUN_LOG = "ops.run_log"
 DAG_RUN_TASK = "-"  # task_id of a run-log row that records a whole DAG run
-_ARROW_TYPES = {"string": "string", "int": "int32", "long": "int64", "double": "float64", "timestamp": "timestamp"}
 # How c360.entry starts the one line a job writes for a user or data error (a quality gate's summary).
 _ERROR_MARKER = f"{entry.PROG}: error: "
 # SparkSubmitHook's failure message, for when its process is not at hand to ask for the exit code.
@@ -320,24 +319,9 @@ def _error_text(context: Mapping) -> str | None:
 
 def append_run_log(cfg: Config, rows: list[dict]) -> None:
     """Append rows to ops.run_log with delta-rs (no JVM in a callback), creating the table from the catalog."""
-    import pyarrow as pa
-    from deltalake import CommitProperties, write_deltalake
+    from c360 import rows as delta_rows
 
-    from c360 import lineage
-    from c360.catalog import load_catalog
-
-    spec = load_catalog(cfg).table(RUN_LOG)
-    schema = pa.schema([(c, pa.timestamp("us", tz="UTC") if t == "timestamp" else getattr(pa, _ARROW_TYPES[t])())
-                        for c, t in spec.columns.items()])
-    retention = f"interval {spec.retention_days} days"
-    meta = {"job": "run_log", "run_id": rows[0]["run_id"], "env": cfg.env, "git_sha": cfg.run.git_sha}
-    write_deltalake(
-        lineage.delta_uri(spec.location(cfg)), pa.Table.from_pylist(rows, schema=schema), mode="append",
-        description=f"{spec.name}: {spec.grain}", commit_properties=CommitProperties(
-            custom_metadata={"userMetadata": json.dumps(meta, sort_keys=True)}),
-        # Same retention properties as every Spark-created table (c360.io.ensure_table).
-        configuration={"delta.logRetentionDuration": retention, "delta.deletedFileRetentionDuration": retention},
-    )
+    delta_rows.append(cfg, RUN_LOG, rows, job="run_log", run_id=rows[0]["run_id"])
 
 
 def _record(build: Callable[[Config], dict], what: str) -> None:

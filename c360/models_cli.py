@@ -1,0 +1,103 @@
+"""`c360 train` and `c360 models list|promote|rollback|card|disable|enable`: the data scientist's and reviewer's commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from c360.errors import EXIT_OK, UserError
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _cfg(args: argparse.Namespace):
+    from c360.config import load_config
+    from c360.pipeline import configure_logging
+
+    configure_logging()
+    return load_config(args.env)
+
+
+def _run_id(args: argparse.Namespace, job: str) -> str:
+    import datetime as dt
+    import os
+
+    return args.run_id or os.environ.get("C360_RUN_ID") or f"manual__{job}__{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
+
+
+def print_outcome(outcome) -> None:
+    """The training outcome as a person reads it: candidates, version, gate decision, champion, card."""
+    for algorithm, metrics in outcome.metrics.items():
+        _out(f"  {algorithm:9} roc_auc {metrics.get('roc_auc', float('nan')):.4f}  "
+             f"pr_auc {metrics.get('pr_auc', float('nan')):.4f}  brier {metrics.get('brier', float('nan')):.4f}")
+    verdict = "promoted to champion" if outcome.promoted else "refused"
+    _out(f"{outcome.model} v{outcome.version} ({outcome.algorithm}): {verdict}: {'; '.join(outcome.reasons)}")
+    _out(f"{outcome.model} champion: v{outcome.champion_version}; model card: {outcome.card_path or outcome.card_uri}")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a model from its spec (conf/models.yaml or --spec FILE), log the candidates to MLflow, gate the best."""
+    from c360 import modeling
+
+    if bool(args.model) == bool(args.spec):
+        raise UserError("give a model name from conf/models.yaml or --spec FILE, not both")
+    cfg = _cfg(args)
+    spec = modeling.load_spec(cfg, args.model, args.spec)
+    print_outcome(modeling.train(cfg, spec, _run_id(args, modeling.JOB)))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Registered models: list versions, promote, roll back, show the card, disable or enable (audited)."""
+    from c360 import modeling
+
+    cfg = _cfg(args)
+    registry = modeling.model_registry(cfg)
+    who, run_id = modeling.actor(), _run_id(args, "models")
+    audit = modeling.audit_sink(cfg, run_id)
+    name, action = args.model, args.action
+    if action in ("promote", "rollback", "disable") and not args.reason:
+        raise UserError(f"models {action} needs --reason (it is kept in ops.model_events)")
+    if action == "list":
+        champion = registry.champion(name)
+        usable, why = registry.is_usable(name, modeling.load_spec(cfg, name).purpose)
+        _out(f"{name}: champion v{champion.version if champion else '-'}; "
+             + ("in use" if usable else f"NOT USED: {why}"))
+        for v in registry.versions(name):
+            metric = "" if v.metric is None else f"{v.metric:.4f}"
+            _out(f"  v{v.version:>3} {','.join(v.aliases) or '-':20} {v.created_at:%Y-%m-%d %H:%M} "
+                 f"{v.algorithm or '':9} {v.decision or '':9} {metric:7} {v.reason or ''}")
+        return EXIT_OK
+    if action == "card":
+        _out(registry.card(name, args.version))
+        return EXIT_OK
+    if action == "promote":
+        if args.version is None:
+            raise UserError("models promote needs --version")
+        event = registry.promote(name, args.version, reason=args.reason, actor=who, audit=audit)
+    elif action == "rollback":
+        event = registry.rollback(name, reason=args.reason, actor=who, audit=audit)
+    elif action == "disable":
+        event = registry.disable(name, reason=args.reason, actor=who, audit=audit)
+    else:
+        event = registry.enable(name, actor=who, reason=args.reason or "", audit=audit)
+    _out(f"{name}: {event['action']} v{event.get('version') or '-'} by {event['actor']} ({event['reason']})")
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    """Add `train` and `models` to the `c360` sub-command parsers."""
+    p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
+    p.set_defaults(func=cmd_train)
+    p.add_argument("model", nargs="?", help="a model of conf/models.yaml, e.g. churn")
+    p.add_argument("--spec", help="a spec file (one model, with `name:`) whose feature_table is any Delta table")
+    p.add_argument("--run-id")
+    p = sub.add_parser("models", help=cmd_models.__doc__, description=cmd_models.__doc__)
+    p.set_defaults(func=cmd_models)
+    p.add_argument("action", choices=["list", "promote", "rollback", "card", "disable", "enable"])
+    p.add_argument("model")
+    p.add_argument("--version", help="model version (promote; card: default the champion)")
+    p.add_argument("--reason", help="why (required to promote, roll back or disable)")
+    p.add_argument("--run-id")
