@@ -90,6 +90,7 @@ class OrchestrationConf:
     landing_timeout_hours: int
     py_files: str = ""
     skip_unchanged: bool = True
+    models_schedule: str = "0 3 * * 0"
 
 
 @dataclass(frozen=True)

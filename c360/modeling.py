@@ -12,12 +12,14 @@ from __future__ import annotations
 import getpass
 import logging
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from c360 import rows
 from c360.config import Config
 from c360.errors import DataError, UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 JOB = "train_model"
@@ -49,6 +51,27 @@ def load_spec(cfg: Config, name: str | None = None, path: str | None = None):
     if name not in specs:
         raise UserError(f"no model {name!r} in {cfg.conf_dir}/models.yaml (known: {', '.join(sorted(specs))})")
     return specs[name]
+
+
+def model_names(cfg: Config) -> list[str]:
+    """Names of conf/models.yaml's models, read with YAML alone (DAG files parse it)."""
+    import yaml
+
+    data = yaml.safe_load((Path(cfg.conf_dir) / "models.yaml").read_text(encoding="utf-8")) or {}
+    return sorted((data.get("models") or {}).keys())
+
+
+def scorable(cfg: Config) -> list[str]:
+    """Models that scoring would use now: a champion exists and neither the model nor its purpose is disabled."""
+    registry = model_registry(cfg)
+    usable = []
+    for name in model_names(cfg):
+        ok, why = registry.is_usable(name, load_spec(cfg, name).purpose)
+        if ok:
+            usable.append(name)
+        else:
+            log.info("%s: not scored: %s", name, why)
+    return usable
 
 
 def actor() -> str:

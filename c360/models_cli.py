@@ -1,8 +1,9 @@
-"""`c360 train` and `c360 models list|promote|rollback|card|disable|enable`: the data scientist's and reviewer's commands."""
+"""`c360 train`, `c360 score` and `c360 models list|promote|rollback|card|disable|enable`: the data scientist's and reviewer's commands."""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from c360.errors import EXIT_OK, UserError
@@ -10,6 +11,13 @@ from c360.errors import EXIT_OK, UserError
 
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def _cfg(args: argparse.Namespace):
@@ -21,7 +29,6 @@ def _cfg(args: argparse.Namespace):
 
 
 def _run_id(args: argparse.Namespace, job: str) -> str:
-    import datetime as dt
     import os
 
     return args.run_id or os.environ.get("C360_RUN_ID") or f"manual__{job}__{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}"
@@ -87,12 +94,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score an as-of date's features with each enabled model's champion into gold.scores (reasons included)."""
+    from c360 import pipeline, scoring
+    from c360.spark import get_spark
+
+    cfg = _cfg(args)
+    day = args.date or dt.datetime.now(dt.timezone.utc).date()
+    run = pipeline.new_run(cfg, scoring.JOB, day, args.run_id)
+    for model, what in scoring.score(get_spark(cfg), cfg, run, args.model).items():
+        _out(f"score {day} {model}: {what}")
+    return EXIT_OK
+
+
 def register(sub) -> None:
-    """Add `train` and `models` to the `c360` sub-command parsers."""
+    """Add `train`, `score` and `models` to the `c360` sub-command parsers."""
     p = sub.add_parser("train", help=cmd_train.__doc__, description=cmd_train.__doc__)
     p.set_defaults(func=cmd_train)
     p.add_argument("model", nargs="?", help="a model of conf/models.yaml, e.g. churn")
     p.add_argument("--spec", help="a spec file (one model, with `name:`) whose feature_table is any Delta table")
+    p.add_argument("--run-id")
+    p = sub.add_parser("score", help=cmd_score.__doc__, description=cmd_score.__doc__)
+    p.set_defaults(func=cmd_score)
+    p.add_argument("--date", type=_date, help="as-of date YYYY-MM-DD (default: today)")
+    p.add_argument("--model", action="append", help="only this model (repeatable)")
     p.add_argument("--run-id")
     p = sub.add_parser("models", help=cmd_models.__doc__, description=cmd_models.__doc__)
     p.set_defaults(func=cmd_models)

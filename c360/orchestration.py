@@ -35,6 +35,7 @@ DAGS_FOLDER = PROJECT_ROOT / "dags"
 JOBS_FOLDER = PROJECT_ROOT / "jobs"
 DAILY_DAG = "c360_daily"
 MAINTENANCE_DAG = "c360_maintenance"
+MODELS_DAG = "c360_models"
 RUN_LOG = "ops.run_log"
 DAG_RUN_TASK = "-"  # task_id of a run-log row that records a whole DAG run
 # How c360.entry starts the one line a job writes for a user or data error (a quality gate's summary).

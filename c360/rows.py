@@ -10,6 +10,17 @@ _ARROW_TYPES = {"string": "string", "int": "int32", "long": "int64", "double": "
                 "boolean": "bool_"}
 
 
+def arrow_type(type_name: str):
+    """The Arrow type of a catalog column type (the scalar types, and arrays of them)."""
+    import pyarrow as pa
+
+    if type_name.startswith("array<") and type_name.endswith(">"):
+        return pa.list_(arrow_type(type_name[len("array<"):-1]))
+    if type_name == "timestamp":
+        return pa.timestamp("us", tz="UTC")
+    return getattr(pa, _ARROW_TYPES[type_name])()
+
+
 def append(cfg: Config, name: str, rows: list[dict], job: str, run_id: str) -> None:
     """Append `rows` to catalog table `name`, creating it from its catalog spec; the commit names job and run."""
     import pyarrow as pa
@@ -19,8 +30,7 @@ def append(cfg: Config, name: str, rows: list[dict], job: str, run_id: str) -> N
     from c360.catalog import load_catalog
 
     spec = load_catalog(cfg).table(name)
-    schema = pa.schema([(c, pa.timestamp("us", tz="UTC") if t == "timestamp" else getattr(pa, _ARROW_TYPES[t])())
-                        for c, t in spec.columns.items()])
+    schema = pa.schema([(c, arrow_type(t)) for c, t in spec.columns.items()])
     retention = f"interval {spec.retention_days} days"
     meta = {"job": job, "run_id": run_id, "env": cfg.env, "git_sha": cfg.run.git_sha}
     write_deltalake(

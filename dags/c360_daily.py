@@ -1,5 +1,5 @@
 """
-### c360_daily: landing -> bronze -> silver -> quality -> identity -> gold, one business date per run
+### c360_daily: landing -> bronze -> silver -> quality -> identity -> gold -> features -> scores, one business date per run
 
 The logical date (`ds`) is the business date whose source exports the run processes; every
 Spark job receives it as `--date` and the DAG run id as `--run-id`, which lands in every Delta
@@ -13,6 +13,10 @@ master comes from the `spark_default` connection (derived from conf when Airflow
 * **identity.resolve**: Splink links source records to stable `customer_id`s (`silver.customer_xref`);
   trigger with `{"full_relink": true}` to re-cluster every record.
 * **gold.publish**: `gold.customer_360`; downstream DAGs are scheduled on its Asset.
+* **features.build**: `features.customer_daily` as of the date (point in time; conf/features.yaml).
+* **scores.any_champion** / **scores.score**: each enabled model's champion (MLflow alias) scores the
+  date's features into `gold.scores` with reasons; skipped while no model has a usable champion
+  (train them with the c360_models DAG or `c360 train`).
 
 Reruns are safe: every write is keyed, so clearing any task (or the run) and running it again
 for the same date leaves the tables as they were. A failed quality gate fails its task at once
@@ -91,6 +95,21 @@ with DAG(
             job_args=["{{ '--full-relink' if params.full_relink else '' }}"])
 
     with TaskGroup("gold", tooltip="published business tables"):
-        publish = C360SparkSubmitOperator(task_id="publish", job="publish_gold", tables=_tables("gold"))
+        publish = C360SparkSubmitOperator(task_id="publish", job="publish_gold", tables=["gold.customer_360"])
 
-    chain(land, ingest, conform, check, resolve, publish)
+    with TaskGroup("features", tooltip="point-in-time features of the date"):
+        features = C360SparkSubmitOperator(task_id="build", job="build_features", tables=["features.customer_daily"])
+
+    with TaskGroup("scores", tooltip="champions score the date, with reasons"):
+
+        @task.short_circuit(task_id="any_champion")
+        def any_champion() -> bool:
+            """Go on to scoring only when some model has a champion that is not switched off."""
+            from c360 import modeling
+
+            return bool(modeling.scorable(load_config()))
+
+        score = C360SparkSubmitOperator(task_id="score", job="score_models", tables=["gold.scores"])
+        champions = any_champion()
+
+    chain(land, ingest, conform, check, resolve, publish, features, champions, score)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from c360 import lineage, orchestration
+from c360 import lineage, modeling, orchestration
 from c360.config import load_config
 
 DAG_FILES = sorted(p.name for p in orchestration.DAGS_FOLDER.glob("c360_*.py"))
@@ -74,9 +74,9 @@ def _clean_environ() -> dict[str, str]:
 
 def test_every_dag_file_imports_without_errors(parsed):
     _, result = parsed
-    assert DAG_FILES == ["c360_daily.py", "c360_maintenance.py"]
+    assert DAG_FILES == ["c360_daily.py", "c360_maintenance.py", "c360_models.py"]
     assert result["errors"] == {}
-    assert set(result["dags"]) == {"c360_daily", "c360_maintenance"}
+    assert set(result["dags"]) == {"c360_daily", "c360_maintenance", "c360_models"}
 
 
 def test_each_dag_file_parses_in_under_two_seconds_without_heavy_imports(parsed):
@@ -105,16 +105,27 @@ def test_daily_dag_runs_the_layers_in_order_and_publishes_table_assets(parsed):
     cfg, result = parsed
     tasks = result["dags"]["c360_daily"]["tasks"]
     order = ["land.generate_or_land", "bronze.ingest", "silver.conform", "quality.check", "identity.resolve",
-             "gold.publish"]
+             "gold.publish", "features.build", "scores.any_champion", "scores.score"]
     assert sorted(tasks) == sorted(order)
     for upstream, task_id in zip(order, order[1:]):
         assert tasks[task_id]["upstream"] == [upstream]
-    assert {tasks[t]["type"] for t in order[1:]} == {"C360SparkSubmitOperator"}
+    assert {tasks[t]["type"] for t in order[1:] if t != "scores.any_champion"} == {"C360SparkSubmitOperator"}
+    assert orchestration.table_uri(cfg, "gold.scores") in tasks["scores.score"]["outlets"]
+    assert orchestration.table_uri(cfg, "features.customer_daily") in tasks["features.build"]["outlets"]
     assert orchestration.table_uri(cfg, "silver.accounts") in tasks["silver.conform"]["outlets"]
     assert orchestration.table_uri(cfg, "bronze.quarantine") in tasks["bronze.ingest"]["outlets"]
     assert orchestration.table_uri(cfg, "gold.customer_360") in tasks["gold.publish"]["outlets"]
     assert orchestration.table_uri(cfg, "silver.customer_xref") in tasks["identity.resolve"]["outlets"]
     assert all(uri.startswith("file:///") for uri in tasks["silver.conform"]["outlets"])
+
+
+def test_models_dag_builds_history_then_trains_each_spec(parsed):
+    cfg, result = parsed
+    dag = result["dags"]["c360_models"]
+    assert dag["catchup"] is False
+    trains = sorted(t for t in dag["tasks"] if t.startswith("train."))
+    assert trains == [f"train.{name}" for name in modeling.model_names(cfg)] and trains
+    assert all(dag["tasks"][t]["upstream"] == ["features.history"] for t in trains)
 
 
 def test_maintenance_runs_when_gold_is_published(parsed):
