@@ -83,7 +83,8 @@ def reads_of(cfg: Config, job: str, outputs: list[str], args: list[str]) -> list
         reads = [*checked, *(t for c in checked for t in quality.referenced_tables(quality.load_suite(c)))]
     else:
         reads = {"bronze_ingest": layer("bronze"), "silver_conform": layer("bronze"),
-                 "resolve_identity": layer("silver"), "publish_gold": layer("silver") + layer("gold")}.get(job)
+                 "resolve_identity": layer("silver"), "publish_gold": layer("silver") + layer("gold"),
+                 "build_features": layer("silver") + layer("features")}.get(job)
     if reads is None:
         raise KeyError(f"no memo rule for job {job!r}")
     # A job's own outputs are compared after its run instead (its commits change them).
