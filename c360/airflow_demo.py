@@ -1,5 +1,9 @@
 """`make demo` through Airflow: c360_daily runs for every date of the default synthetic bank, then a summary.
 
+After the first date, c360_models builds the feature history and trains and gates every model, so
+the later dates' c360_daily runs score with the champions; the summary names each champion, its
+holdout metrics and its model card.
+
 Each date is one `airflow dags test` run on a project-local SQLite metadata database (no
 scheduler or webserver), so the demo exercises exactly what a data engineer schedules: the
 DAG, its spark-submit tasks, quality gates, run-log callbacks and OpenLineage events.
@@ -46,12 +50,17 @@ def run(env: str | None, customers: int | None, out: Callable[[str], None]) -> i
     out(f"c360 demo: {params.customers} customers, c360_daily for {first}..{last} through Airflow "
         f"(airflow dags test, AIRFLOW_HOME={orchestration.airflow_home(cfg)})")
     started = time.perf_counter()
-    results = orchestration.backfill(cfg, first, last, out=out, environ=environ)
-    if not results or results[-1][1] != 0:
-        day = results[-1][0] if results else first
-        log_file = orchestration.airflow_home(cfg) / "runs" / f"{orchestration.DAILY_DAG}_{day.isoformat()}.log"
-        out(f"c360_daily failed for {day}; the task logs are in {log_file}")
-        return 1
+    # The models train on the first date's history; the later dates are scored by their champions.
+    steps = [(orchestration.DAILY_DAG, first, first), (orchestration.MODELS_DAG, first, first)]
+    if last > first:
+        steps.append((orchestration.DAILY_DAG, first + dt.timedelta(days=1), last))
+    for dag_id, start, end in steps:
+        results = orchestration.backfill(cfg, start, end, dag_id=dag_id, out=out, environ=environ)
+        if not results or results[-1][1] != 0:
+            day = results[-1][0] if results else start
+            log_file = orchestration.airflow_home(cfg) / "runs" / f"{dag_id}_{day.isoformat()}.log"
+            out(f"{dag_id} failed for {day}; the task logs are in {log_file}")
+            return 1
     summary(cfg, out, time.perf_counter() - started, environ)
     return 0
 
@@ -70,6 +79,28 @@ def identity_evaluation(environ: dict[str, str]) -> list[str]:
 def mlflow_uri(cfg: Config) -> str | None:
     """The MLflow tracking store the pipeline logs to (identity runs, later models)."""
     return load_identity_conf(cfg).mlflow.tracking_uri
+
+
+def champions(cfg: Config) -> list[str]:
+    """Each model's champion: version, algorithm, holdout metrics and where its model card is."""
+    from c360 import modeling
+
+    registry = modeling.model_registry(cfg)
+    lines = []
+    for name in modeling.model_names(cfg):
+        champion = registry.champion(name)
+        if champion is None:
+            versions = registry.versions(name)
+            lines.append(f"model {name}: no champion ({versions[-1].reason if versions else 'not trained'})")
+            continue
+        metrics = registry.client.get_run(champion.run_id).data.metrics
+        lines.append(f"model {name}: champion v{champion.version} ({champion.algorithm}), holdout roc_auc "
+                     f"{metrics.get('roc_auc', float('nan')):.3f} pr_auc {metrics.get('pr_auc', float('nan')):.3f}; "
+                     f"card {registry.card(name, champion.version)}")
+    if lines:
+        venv = Path(sys.executable).parent
+        lines.append(f"scores:     {venv / 'c360'} show gold.scores --columns entity_id,score,band,reason_1_text")
+    return lines
 
 
 def task_times(cfg: Config, run_id: str | None = None) -> list[dict]:
@@ -108,6 +139,8 @@ def summary(cfg: Config, out: Callable[[str], None], seconds: float, environ: di
     out(f"run log:    ops.run_log at {load_catalog(cfg).table(orchestration.RUN_LOG).location(cfg)}")
     out(f"Airflow UI: {venv / 'python'} -m c360.orchestration standalone   "
         f"(airflow standalone on {home}, http://localhost:8080)")
+    for line in champions(cfg):
+        out(line)
     uri = mlflow_uri(cfg)
     if uri:
         out(f"MLflow UI:  {venv / 'mlflow'} ui --backend-store-uri {uri}   (http://localhost:5000)")

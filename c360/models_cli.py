@@ -57,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """Registered models: list versions, promote, roll back, show the card, disable or enable (audited)."""
+    """Registered models: list versions, promote, roll back, show the card or drift, disable or enable (audited)."""
     from c360 import modeling
 
     cfg = _cfg(args)
@@ -77,6 +77,8 @@ def cmd_models(args: argparse.Namespace) -> int:
             _out(f"  v{v.version:>3} {','.join(v.aliases) or '-':20} {v.created_at:%Y-%m-%d %H:%M} "
                  f"{v.algorithm or '':9} {v.decision or '':9} {metric:7} {v.reason or ''}")
         return EXIT_OK
+    if action == "drift":
+        return _drift(cfg, name, args.chart)
     if action == "card":
         _out(registry.card(name, args.version))
         return EXIT_OK
@@ -91,6 +93,37 @@ def cmd_models(args: argparse.Namespace) -> int:
     else:
         event = registry.enable(name, actor=who, reason=args.reason or "", audit=audit)
     _out(f"{name}: {event['action']} v{event.get('version') or '-'} by {event['actor']} ({event['reason']})")
+    return EXIT_OK
+
+
+def _drift(cfg, name: str, chart: str | None) -> int:
+    """Print the model's latest drift figures (ops.model_monitoring) and plot PSI per feature over dates."""
+    from c360 import lineage, scoring
+
+    table = lineage.open_table(cfg, scoring.MONITORING)
+    frame = None if table is None else table.to_pandas()
+    if frame is None or frame.empty or name not in set(frame["model"]):
+        raise UserError(f"no drift figures for {name} yet: they are written when it scores (c360 score)")
+    frame = frame[frame["model"] == name].sort_values(["as_of_date", "feature"])
+    latest = frame[frame["as_of_date"] == frame["as_of_date"].max()]
+    _out(f"{name} v{latest['model_version'].iloc[0]} on {latest['as_of_date'].iloc[0]}: PSI against training")
+    for row in latest.sort_values("psi", ascending=False).itertuples(index=False):
+        _out(f"  {row.feature:24} {row.psi:8.4f}" + ("  WARNING" if row.warning else ""))
+    if chart:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(9, 5))
+        for feature, part in frame.groupby("feature"):
+            ax.plot(part["as_of_date"], part["psi"], marker="o", label=feature)
+        ax.axhline(float(frame["threshold"].iloc[-1]), color="red", linestyle="--", label="warning level")
+        ax.set(title=f"{name}: drift from training (PSI) per scored date", xlabel="as-of date", ylabel="PSI")
+        ax.legend(fontsize=7, ncol=2)
+        fig.autofmt_xdate()
+        fig.savefig(chart, dpi=110, bbox_inches="tight")
+        _out(f"chart: {chart}")
     return EXIT_OK
 
 
@@ -121,8 +154,9 @@ def register(sub) -> None:
     p.add_argument("--run-id")
     p = sub.add_parser("models", help=cmd_models.__doc__, description=cmd_models.__doc__)
     p.set_defaults(func=cmd_models)
-    p.add_argument("action", choices=["list", "promote", "rollback", "card", "disable", "enable"])
+    p.add_argument("action", choices=["list", "promote", "rollback", "card", "disable", "enable", "drift"])
     p.add_argument("model")
     p.add_argument("--version", help="model version (promote; card: default the champion)")
     p.add_argument("--reason", help="why (required to promote, roll back or disable)")
+    p.add_argument("--chart", help="drift: also plot PSI per feature over scored dates to this PNG")
     p.add_argument("--run-id")

@@ -22,6 +22,7 @@ from c360.run import RunContext
 log = logging.getLogger(__name__)
 JOB = "score_models"
 SCORES = "gold.scores"
+MONITORING = "ops.model_monitoring"
 REASON_SLOTS = 3
 # Columns that say which run wrote a row rather than what it says: left out of change detection.
 UNHASHED = ("scored_run_id", "scored_at")
@@ -81,11 +82,43 @@ def score(spark: SparkSession, cfg: Config, run: RunContext, names: list[str] | 
         stats = pipeline.gated_write(spark, cfg, SCORES, run, lambda: io.merge(
             spark, cfg, SCORES, scores, run,
             retract_where=f"model = '{name}' AND as_of_date = DATE'{day.isoformat()}'"))
+        drifted = monitor(spark, cfg, run, spec, model, frame, out)
         outcome[name] = (f"v{champion.version}: {len(out)} scored, "
                          + ("unchanged" if not stats.changed else f"gold.scores v{stats.version} "
-                            f"+{stats.inserted} ~{stats.updated} -{stats.deleted}"))
+                            f"+{stats.inserted} ~{stats.updated} -{stats.deleted}")
+                         + (f"; drift warning: {', '.join(drifted)}" if drifted else ""))
         log.info("score %s: %s", name, outcome[name])
     return outcome
+
+
+def monitor(spark: SparkSession, cfg: Config, run: RunContext, spec, model, frame: pd.DataFrame,
+            scored: pd.DataFrame) -> list[str]:
+    """PSI of each feature and of the score against the champion's training sample, merged into
+    ops.model_monitoring; returns the features at or above the spec's warning level (logged as warnings)."""
+    from models.monitoring import drift_report, load_reference
+    from models.train import REFERENCE_SCORE
+
+    registry = modeling.model_registry(cfg)
+    reference = load_reference(registry.client, model.run_id)
+    report = drift_report(spec, reference, frame, reference[REFERENCE_SCORE].to_numpy(), scored["score"].to_numpy())
+    rows = [(spec.name, str(model.version), run.run_date, r.feature, float(r.psi), float(spec.drift.psi_warning),
+             bool(r.warning), len(reference), len(frame), run.run_id) for r in report.itertuples(index=False)]
+    table = io.spec(cfg, MONITORING)
+    frame_out = spark.createDataFrame(rows, "model string, model_version string, as_of_date date, feature string, "
+                                            "psi double, threshold double, warning boolean, rows_reference long, "
+                                            "rows_scored long, run_id string")
+    frame_out = (frame_out.withColumn("psi", F.round("psi", 6))
+                 .withColumn("checked_at", F.lit(run.started_at).cast("timestamp"))
+                 .withColumn("record_hash", io.row_hash(["psi", "threshold", "warning", "rows_reference",
+                                                         "rows_scored"]))
+                 .select(*table.columns))
+    pipeline.gated_write(spark, cfg, MONITORING, run, lambda: io.merge(spark, cfg, MONITORING, frame_out, run))
+    drifted = [r.feature for r in report.itertuples(index=False) if r.warning]
+    for r in report.itertuples(index=False):
+        if r.warning:
+            log.warning("score %s v%s: %s drifted from training: PSI %.3f >= %.2f", spec.name, model.version,
+                        r.feature, r.psi, spec.drift.psi_warning)
+    return drifted
 
 
 def _scored(spec, model, frame: pd.DataFrame, descriptions: dict[str, str]) -> pd.DataFrame:

@@ -59,8 +59,9 @@ def lift_table(y: np.ndarray, score: np.ndarray, entities: pd.Series) -> pd.Data
 
 
 def segment_table(frame: pd.DataFrame, y: np.ndarray, score: np.ndarray, columns: tuple[str, ...],
-                  min_rows: int) -> pd.DataFrame:
-    """Per segment column and value: rows, positives, roc_auc, pr_auc and whether the gate checks it."""
+                  min_rows: int, min_positives: int = 1) -> pd.DataFrame:
+    """Per segment column and value: rows, positives, roc_auc, pr_auc and whether the gate checks it (at least
+    `min_rows` rows and `min_positives` positives, and both classes)."""
     rows = []
     for column in columns:
         values = frame[column].astype("object").where(frame[column].notna(), "null").astype(str).to_numpy()
@@ -70,13 +71,16 @@ def segment_table(frame: pd.DataFrame, y: np.ndarray, score: np.ndarray, columns
             both = len(np.unique(ys)) == 2
             rows.append({"column": column, "value": value, "rows": int(mask.sum()), "positives": int(ys.sum()),
                          "roc_auc": metric_value("roc_auc", ys, ss), "pr_auc": metric_value("pr_auc", ys, ss),
-                         "eligible": bool(both and mask.sum() >= min_rows)})
+                         "eligible": bool(both and mask.sum() >= min_rows and ys.sum() >= min_positives)})
     return pd.DataFrame(rows, columns=["column", "value", "rows", "positives", "roc_auc", "pr_auc", "eligible"])
 
 
 def fairness_table(frame: pd.DataFrame, y: np.ndarray, chosen: np.ndarray, columns: tuple[str, ...],
-                   min_rows: int) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
-    """Per group: selection rate and true-positive rate at the threshold; per column: the max-min gaps."""
+                   min_rows: int, min_positives: int = 1) -> tuple[pd.DataFrame, dict[str, dict[str, float]]]:
+    """Per group: selection rate and true-positive rate at the threshold; per column: the max-min gaps.
+
+    Selection rates compare groups of at least `min_rows` rows; true-positive rates only those that also
+    hold `min_positives` positives (a rate over a handful of cases is noise, not a finding)."""
     rows, gaps = [], {}
     for column in columns:
         values = frame[column].astype("object").where(frame[column].notna(), "null").astype(str).to_numpy()
@@ -89,7 +93,8 @@ def fairness_table(frame: pd.DataFrame, y: np.ndarray, chosen: np.ndarray, colum
                          "eligible": bool(mask.sum() >= min_rows)})
         groups = [r for r in rows if r["column"] == column and r["eligible"]]
         gaps[column] = {"selection_rate_gap": _spread([r["selection_rate"] for r in groups]),
-                        "tpr_gap": _spread([r["tpr"] for r in groups if not math.isnan(r["tpr"])]),
+                        "tpr_gap": _spread([r["tpr"] for r in groups
+                                            if not math.isnan(r["tpr"]) and r["positives"] >= min_positives]),
                         "groups": float(len(groups))}
     table = pd.DataFrame(rows, columns=["column", "value", "rows", "positives", "selection_rate", "tpr", "eligible"])
     return table, gaps
@@ -109,9 +114,10 @@ def evaluate(spec: ModelSpec, holdout: pd.DataFrame, score: np.ndarray) -> Evalu
                "brier": float(brier_score_loss(y, score)), "lift_top_decile": float(lift["lift"].iloc[0]),
                "holdout_rows": float(len(y)), "holdout_positive_rate": float(y.mean())}
     gate = spec.gate
-    segments = segment_table(holdout, y, score, spec.segments, gate.min_segment_rows)
+    segments = segment_table(holdout, y, score, spec.segments, gate.min_segment_rows, gate.min_group_positives)
     chosen = selected(score, entities, gate.threshold)
-    fairness, gaps = fairness_table(holdout, y, chosen, spec.fairness_groups, gate.min_segment_rows)
+    fairness, gaps = fairness_table(holdout, y, chosen, spec.fairness_groups, gate.min_segment_rows,
+                                     gate.min_group_positives)
     return Evaluation(metrics, lift, segments, fairness, gaps, gate.threshold)
 
 

@@ -64,3 +64,14 @@ def drift_report(spec: ModelSpec, train_frame: pd.DataFrame, score_frame_feature
     report = pd.DataFrame(rows, columns=["feature", "psi"])
     report["warning"] = report["psi"] >= spec.drift.psi_warning
     return report
+
+
+def load_reference(client, run_id: str) -> pd.DataFrame:
+    """The drift reference a training run logged: its training features (a sample) and their scores."""
+    import tempfile
+
+    from models.train import REFERENCE_FILE
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, f"monitoring/{REFERENCE_FILE}", tmp)
+        return pd.read_parquet(path)

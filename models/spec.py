@@ -53,6 +53,7 @@ class GateSpec:
     margin: float = 0.0
     segment_floor: float | None = None
     min_segment_rows: int = 30
+    min_group_positives: int = 20
     max_tpr_gap: float | None = None
     max_selection_rate_gap: float | None = None
     threshold: str | float = TOP_DECILE
@@ -234,6 +235,7 @@ def _gate(reader: _Reader) -> GateSpec:
         metric=metric, min_value=reader.get("min_value", "float"), margin=reader.get("margin", "float", 0.0),
         segment_floor=reader.get("segment_floor", "float", None),
         min_segment_rows=reader.get("min_segment_rows", "int", 30),
+        min_group_positives=reader.get("min_group_positives", "int", 20),
         max_tpr_gap=reader.get("max_tpr_gap", "float", None),
         max_selection_rate_gap=reader.get("max_selection_rate_gap", "float", None),
         threshold=threshold if threshold == TOP_DECILE else float(threshold),

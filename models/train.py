@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -22,6 +24,9 @@ from models.scoring import contributions, predict_scores
 from models.spec import ModelSpec
 
 log = logging.getLogger("c360.models")
+REFERENCE_FILE = "reference.parquet"
+REFERENCE_ROWS = 5000
+REFERENCE_SCORE = "__score__"
 _SHAP_SAMPLE = 2000
 _REQUIREMENTS = ("mlflow", "scikit-learn", "lightgbm", "pandas", "numpy", "skops")
 
@@ -125,6 +130,14 @@ def _train_candidate(spec: ModelSpec, algorithm: str, train: pd.DataFrame, holdo
         mlflow.log_figure(shap_summary_figure(contrib, sample, f"{spec.name} {algorithm}: SHAP summary"),
                           "evaluation/shap_summary.png")
         _log_inputs(inputs)
+        # The drift reference: what the model was trained on (a sample) and what it scores there; scoring
+        # runs compare their features and scores with it (PSI).
+        reference = x_train.sample(n=min(len(x_train), REFERENCE_ROWS), random_state=0)
+        reference = reference.assign(**{REFERENCE_SCORE: predict_scores(model, reference)})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / REFERENCE_FILE
+            reference.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), "monitoring")
         example = x_holdout.head(5)
         signature = infer_signature(example, model.predict_proba(example))
         # MLflow checks the input example by loading the model it has just written; that artifact is ours.

@@ -107,8 +107,14 @@ def test_scores_hold_reasons_only_for_consented_customers_and_a_rerun_changes_no
     assert scored["reason_1"].notna().mean() > 0.9 and (scored["reason_1_contribution"].dropna() > 0).all()
     top = scored.sort_values("score", ascending=False).iloc[0]
     assert top["decile"] == 1 and top["band"] == "high" and "raises the churn score" in top["reason_1_text"]
+    drift = io.read(spark, cfg, scoring.MONITORING).filter(f"as_of_date = DATE'{day}'").toPandas()
+    assert set(drift["feature"]) == {*modeling.load_spec(cfg, "churn").features, "score"}
+    # The scored date is drawn like the training dates: no feature drifts (PSI well under the warning level).
+    assert (drift["psi"] >= 0).all() and not drift["warning"].any() and drift["psi"].max() < 0.1
+    monitored = io.current_version(spark, cfg, scoring.MONITORING)
     again = _score(spark, cfg, day, "score-2")
     assert again["churn"].endswith("unchanged") and io.current_version(spark, cfg, scoring.SCORES) == version
+    assert io.current_version(spark, cfg, scoring.MONITORING) == monitored
 
 
 def test_the_kill_switch_stops_scoring_and_is_audited(spark, store):
