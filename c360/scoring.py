@@ -100,6 +100,10 @@ def monitor(spark: SparkSession, cfg: Config, run: RunContext, spec, model, fram
 
     registry = modeling.model_registry(cfg)
     reference = load_reference(registry.client, model.run_id)
+    if reference is None:
+        log.warning("score %s v%s: no drift reference in its training run %s (retrain to monitor drift)", spec.name,
+                    model.version, model.run_id)
+        return ["(no drift reference: retrain)"]
     report = drift_report(spec, reference, frame, reference[REFERENCE_SCORE].to_numpy(), scored["score"].to_numpy())
     rows = [(spec.name, str(model.version), run.run_date, r.feature, float(r.psi), float(spec.drift.psi_warning),
              bool(r.warning), len(reference), len(frame), run.run_id) for r in report.itertuples(index=False)]

@@ -66,12 +66,18 @@ def drift_report(spec: ModelSpec, train_frame: pd.DataFrame, score_frame_feature
     return report
 
 
-def load_reference(client, run_id: str) -> pd.DataFrame:
-    """The drift reference a training run logged: its training features (a sample) and their scores."""
+def load_reference(client, run_id: str) -> pd.DataFrame | None:
+    """The drift reference a training run logged (its training features, a sample, and their scores); None for
+    a run that logged none (trained before references were kept)."""
     import tempfile
+
+    from mlflow.exceptions import MlflowException
 
     from models.train import REFERENCE_FILE
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = client.download_artifacts(run_id, f"monitoring/{REFERENCE_FILE}", tmp)
+        try:
+            path = client.download_artifacts(run_id, f"monitoring/{REFERENCE_FILE}", tmp)
+        except MlflowException:
+            return None
         return pd.read_parquet(path)
