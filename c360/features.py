@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 JOB = "build_features"
 CUSTOMER_DAILY = "features.customer_daily"
 CHURN_LABELS = "features.churn_labels"
+OFFER_LABELS = "features.offer_labels"
+# An offer's answer counts when it comes within this many days (CRM closes unanswered offers then).
+OFFER_RESPONSE_DAYS = 30
 SOURCES = ("golden_customers", "customer_xref", "accounts", "balances", "card_transactions", "digital_events",
            "interactions", "offers", "offer_responses", "complaints", "consents")
 EVERYDAY, LENDING = ("current", "savings"), ("loan", "mortgage")
@@ -321,6 +324,27 @@ def build_churn_labels(accounts: DataFrame, xref: DataFrame, as_of: DataFrame, h
         F.lit(observed_on).cast("date").alias("observed_on"), F.lit(run_id).alias("built_run_id"))
 
 
+def build_offer_labels(offers: DataFrame, responses: DataFrame, xref: DataFrame, as_of: DataFrame,
+                       horizon_days: int, response_days: int, observed_on: dt.date, run_id: str) -> DataFrame:
+    """features.offer_labels: per customer, as-of date T and product, whether an offer of it made in the
+    `horizon_days` after T was accepted within `response_days` of being made; only for dates whose window
+    (offers and their responses) has passed by `observed_on`."""
+    ripe = as_of.filter(F.date_add("as_of_date", horizon_days + response_days) <= F.lit(observed_on))
+    window_end = (F.col("end_ts").cast("long") + horizon_days * DAY_SECONDS).cast("timestamp")
+    made = _owned(offers, F.lit("crm"), F.col("contact_id"), xref.filter(F.col("customer_id").isNotNull())).join(
+        ripe, on=(F.col("offered_at") >= F.col("end_ts")) & (F.col("offered_at") < window_end), how="inner")
+    answer_by = (F.col("offered_at").cast("long") + response_days * DAY_SECONDS).cast("timestamp")
+    answered = made.join(responses.select("offer_id", "response", "responded_at"), on="offer_id", how="left")
+    accepted = (F.col("response") == "accepted") & (F.col("responded_at") <= answer_by)
+    return answered.groupBy("customer_id", "as_of_date", "product_code").agg(
+        F.count("*").cast("int").alias("offers"), F.max(accepted.cast("int")).alias("accepted"),
+        F.min(F.to_date("offered_at")).alias("first_offered_on")).select(
+        "customer_id", "as_of_date", "product_code", "offers",
+        F.coalesce(F.col("accepted"), F.lit(0)).cast("int").alias("accepted"), "first_offered_on",
+        F.lit(horizon_days).cast("int").alias("horizon_days"), F.lit(observed_on).cast("date").alias("observed_on"),
+        F.lit(run_id).alias("built_run_id"))
+
+
 # ---- service ------------------------------------------------------------------------------------
 
 def _dates_predicate(dates: list[dt.date]) -> str:
@@ -330,7 +354,7 @@ def _dates_predicate(dates: list[dt.date]) -> str:
 def build(spark: SparkSession, cfg: Config, run: RunContext, history: bool = False,
           horizon_days: int | None = None) -> list[io.WriteStats]:
     """Build features.customer_daily for the run date (and the training history with `history`) and the churn
-    labels whose window has passed; each as-of date's rows are replaced, so a rerun changes nothing."""
+    and offer labels whose window has passed; each as-of date's rows are replaced, so a rerun changes nothing."""
     registry = load_registry(cfg.conf_dir)
     dates = history_dates(registry, run.run_date) if history else [run.run_date]
     silver = {name: io.read(spark, cfg, f"silver.{name}") for name in SOURCES}
@@ -340,23 +364,33 @@ def build(spark: SparkSession, cfg: Config, run: RunContext, history: bool = Fal
     frame = features.select(*io.spec(cfg, CUSTOMER_DAILY).columns)
     written.append(pipeline.gated_write(spark, cfg, CUSTOMER_DAILY, run, lambda: io.replace_where(
         spark, cfg, CUSTOMER_DAILY, frame, _dates_predicate(dates), run)))
-    horizon = horizon_days if horizon_days is not None else churn_horizon(cfg)
+    horizon = horizon_days if horizon_days is not None else label_horizon(cfg, CHURN_LABELS)
     ripe = [d for d in dates if d + dt.timedelta(days=horizon) <= run.run_date]
     if ripe:
         labels = build_churn_labels(silver["accounts"], silver["customer_xref"], as_of_frame(spark, ripe), horizon,
                                     run.run_date, run.run_id)
         written.append(pipeline.gated_write(spark, cfg, CHURN_LABELS, run, lambda: io.replace_where(
             spark, cfg, CHURN_LABELS, labels, _dates_predicate(ripe), run)))
+    offer_horizon = label_horizon(cfg, OFFER_LABELS)
+    ready = [d for d in dates if d + dt.timedelta(days=offer_horizon + OFFER_RESPONSE_DAYS) <= run.run_date]
+    if ready:
+        offers = build_offer_labels(silver["offers"], silver["offer_responses"], silver["customer_xref"],
+                                    as_of_frame(spark, ready), offer_horizon, OFFER_RESPONSE_DAYS, run.run_date,
+                                    run.run_id)
+        written.append(pipeline.gated_write(spark, cfg, OFFER_LABELS, run, lambda: io.replace_where(
+            spark, cfg, OFFER_LABELS, offers, _dates_predicate(ready), run)))
     for stats in written:
         log.info("%s: version %s, %d rows", stats.table, stats.version, stats.inserted)
     return written
 
 
-def churn_horizon(cfg: Config) -> int:
-    """The churn label's horizon in days, from the churn model's spec (conf/models.yaml)."""
+def label_horizon(cfg: Config, table: str) -> int:
+    """The horizon in days of the label table `table`, from the model spec that reads it (conf/models.yaml)."""
     from models.spec import load_specs
 
-    specs = load_specs(Path(cfg.conf_dir) / "models.yaml")
-    if "churn" not in specs:
-        raise ConfigError(f"{cfg.conf_dir}/models.yaml: no churn model, whose label features.churn_labels holds")
-    return int(specs["churn"].label.horizon_days)
+    horizons = {spec.label.horizon_days for spec in load_specs(Path(cfg.conf_dir) / "models.yaml").values()
+                if spec.label.table == table}
+    if len(horizons) != 1 or None in horizons:
+        raise ConfigError(f"{cfg.conf_dir}/models.yaml: the models reading {table} must state one label.horizon_days "
+                          f"(found {sorted(horizons, key=str) or 'no model'})")
+    return int(horizons.pop())

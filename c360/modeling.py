@@ -124,7 +124,12 @@ def training_frame(cfg: Config, spec) -> tuple[pd.DataFrame, list, list[str]]:
     inputs = [ref]
     if label_table:
         label_uri, _ = _location(cfg, label_table)
-        labels, label_ref = load_delta(label_table, label_uri, columns=[spec.entity, spec.as_of, spec.label.column])
+        picked = [c for c, _ in spec.label.where]
+        labels, label_ref = load_delta(label_table, label_uri,
+                                       columns=list(dict.fromkeys([spec.entity, spec.as_of, spec.label.column, *picked])))
+        for column, value in spec.label.where:
+            labels = labels[labels[column] == value]
+        labels = labels.drop(columns=[c for c in picked if c not in (spec.entity, spec.as_of, spec.label.column)])
         frame = frame.merge(labels, on=[spec.entity, spec.as_of], how="inner", validate="one_to_one")
         inputs.append(label_ref)
     if has_consent:

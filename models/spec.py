@@ -25,13 +25,15 @@ class LabelSpec:
     """The 0/1 column to predict, in words what a 1 means, and where it lives when not in the feature table.
 
     `table`: a label table joined to the features on entity and as-of date (none: the feature table holds
-    the label). `horizon_days`: the outcome window after the as-of date the label looks at.
+    the label). `horizon_days`: the outcome window after the as-of date the label looks at. `where`: column =
+    value pairs that pick this model's rows of a shared label table (e.g. one offered product).
     """
 
     column: str
     definition: str
     table: str | None = None
     horizon_days: int | None = None
+    where: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,8 +249,13 @@ def _gate(reader: _Reader) -> GateSpec:
 def _model(source: str, path: str, name: str, data: Any) -> ModelSpec:
     r = _Reader(source, path, data)
     label_r = r.child("label")
+    where = label_r.data.get("where", {})
+    label_r.used.add("where")
+    if not isinstance(where, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in where.items()):
+        r.fail(label_r.key("where"), f"must map column names to string values, got {where!r}")
     label = LabelSpec(label_r.get("column", "str"), label_r.get("definition", "str"),
-                      label_r.get("table", "str", None), label_r.get("horizon_days", "int", None))
+                      label_r.get("table", "str", None), label_r.get("horizon_days", "int", None),
+                      tuple(sorted(where.items())))
     label_r.done()
     split_r = r.child("split", required=False)
     split = (SplitSpec(split_r.get("holdout_dates", "int", 1), split_r.get("purge_days", "int", 0))
