@@ -203,3 +203,23 @@ def test_history_dates_step_back_from_the_run_date(registry):
     dates = features.history_dates(registry, D(2026, 10, 3))
     assert dates[-1] == D(2026, 10, 3) and dates[0] == D(2026, 10, 3) - dt.timedelta(days=registry.history_lookback_days)
     assert {(b - a).days for a, b in zip(dates, dates[1:])} == {registry.history_step_days}
+
+
+def test_offer_labels_count_offers_made_after_the_date_and_answered_in_time(spark, cfg):
+    offers = [{"offer_id": "O3", "contact_id": "M1", "product_code": "SAV", "offered_at": TS(2026, 8, 5, 10)},
+              {"offer_id": "O4", "contact_id": "M1", "product_code": "LOAN", "offered_at": TS(2026, 8, 20, 10)},
+              {"offer_id": "O5", "contact_id": "M1", "product_code": "SAV", "offered_at": TS(2026, 9, 15, 10)},
+              {"offer_id": "O6", "contact_id": "M1", "product_code": "CARD", "offered_at": TS(2026, 7, 31, 23)},
+              {"offer_id": "O7", "contact_id": "M9", "product_code": "SAV", "offered_at": TS(2026, 8, 6, 10)}]
+    responses = [{"offer_id": "O3", "response": "accepted", "responded_at": TS(2026, 8, 7, 9)},
+                 {"offer_id": "O4", "response": "accepted", "responded_at": TS(2026, 9, 25, 9)},   # too late
+                 {"offer_id": "O5", "response": "accepted", "responded_at": TS(2026, 9, 16, 9)}]
+    silver = _silver(spark, cfg, offers=offers, offer_responses=responses)
+    labels = features.build_offer_labels(silver["offers"], silver["offer_responses"], silver["customer_xref"],
+                                         features.as_of_frame(spark, [T, D(2026, 8, 30)]), 30, 30,
+                                         D(2026, 10, 1), "r")
+    got = {(r["customer_id"], r["as_of_date"], r["product_code"]): (r["offers"], r["accepted"], r["first_offered_on"])
+           for r in labels.collect()}
+    # O6 was made on T itself, O5 after the window, O7 to an unresolved contact; 30 August's window (and
+    # its answers) ends after 1 October, so it has no labels yet.
+    assert got == {("CUS1", T, "SAV"): (1, 1, D(2026, 8, 5)), ("CUS1", T, "LOAN"): (1, 0, D(2026, 8, 20))}
