@@ -37,6 +37,10 @@ class DataError(C360Error):
     exit_code = EXIT_DATA_ERROR
 
 
+class InsufficientDataError(DataError):
+    """Too little data to do the job yet (e.g. a model's training set lacks labelled dates or a class)."""
+
+
 class QualityGateError(DataError):
     """A critical expectation failed: nothing was committed. str() is the readable summary."""
 

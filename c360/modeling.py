@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from c360 import rows
 from c360.config import Config
-from c360.errors import DataError, UserError
+from c360.errors import DataError, InsufficientDataError, UserError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -146,7 +146,7 @@ def training_frame(cfg: Config, spec) -> tuple[pd.DataFrame, list, list[str]]:
         notes.append(f"{spec.feature_table} is not a lakehouse table and carries no consent column: consent was "
                      "not checked; its owner answers for the data's lawful use.")
     if frame.empty:
-        raise DataError(f"model {spec.name!r}: the training set is empty (features {ref.tag}"
+        raise InsufficientDataError(f"model {spec.name!r}: the training set is empty (features {ref.tag}"
                         + (f", labels {inputs[-1].tag}" if label_table else "") + ")")
     return frame.reset_index(drop=True), inputs, notes
 

@@ -11,6 +11,7 @@ Weekly (`orchestration.models_schedule`) and on demand (trigger it after changin
   versions it read; the best is registered as `challenger` and promoted to `champion` only when it
   beats the current champion on the same holdout by the spec's margin and passes its floors. A
   refused challenger is not a failure: the reason is in the log, the version's tags and the card.
+  Too little labelled data for a model yet skips its task with the reason (the others still train).
 
 c360_daily's scoring uses whatever `champion` says when it runs.
 """
@@ -52,11 +53,18 @@ with DAG(
 
             @task(task_id=name)
             def train(model: str, run_id: str | None = None) -> dict:
-                """Train and gate one model; returns the registered version and the gate's decision."""
+                """Train and gate one model; returns the registered version and the gate's decision. Too little
+                labelled data yet (a young bank, a rare offer) skips the task with the reason; any other error fails it."""
+                from airflow.sdk.exceptions import AirflowSkipException
+
                 from c360 import modeling as service
+                from c360.errors import InsufficientDataError
 
                 cfg = load_config()
-                outcome = service.train(cfg, service.load_spec(cfg, model), run_id)
+                try:
+                    outcome = service.train(cfg, service.load_spec(cfg, model), run_id)
+                except InsufficientDataError as exc:
+                    raise AirflowSkipException(f"{model}: not trained: {exc}") from None
                 return {"version": outcome.version, "promoted": outcome.promoted, "reasons": outcome.reasons,
                         "champion": outcome.champion_version, "card": outcome.card_uri}
 

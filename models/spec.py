@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from c360.errors import UserError
+from c360.errors import InsufficientDataError, UserError
 
 ALGORITHMS = ("logistic", "lightgbm")
 METRICS = ("roc_auc", "pr_auc")
@@ -131,13 +131,13 @@ class ModelSpec:
                             f"{len(bad)} rows hold other values ({sample})")
         train_dates, holdout_dates = self.split_dates(frame)
         if not train_dates:
-            raise UserError(f"{where}: {len(holdout_dates)} distinct {self.as_of} values leave nothing to train on "
+            raise InsufficientDataError(f"{where}: {len(holdout_dates)} distinct {self.as_of} values leave nothing to train on "
                             f"with split.holdout_dates={self.split.holdout_dates}")
         dates = frame[self.as_of]
         for side, chosen in (("train", train_dates), ("holdout", holdout_dates)):
             classes = set(label[dates.isin(chosen)].astype(int).unique().tolist())
             if classes != {0, 1}:
-                raise UserError(f"{where}: the {side} side ({self.as_of} {chosen[0]}..{chosen[-1]}) holds only "
+                raise InsufficientDataError(f"{where}: the {side} side ({self.as_of} {chosen[0]}..{chosen[-1]}) holds only "
                                 f"label {sorted(classes)}; it needs both classes")
 
 

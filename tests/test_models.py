@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from c360.errors import UserError
+from c360.errors import InsufficientDataError, UserError
 from models.data import load_delta
 from models.estimators import build_pipeline
 from models.monitoring import drift_report, psi
@@ -285,7 +285,7 @@ def test_spec_file_and_frame_validation(tmp_path, spec):
     with pytest.raises(UserError, match="must be 0/1"):
         spec.validate_frame(frame.assign(churned_90d=frame["churned_90d"] * 2))
     holdout = frame["as_of_date"] == DATES[-1]
-    with pytest.raises(UserError, match="holdout side .* both classes"):
+    with pytest.raises(InsufficientDataError, match="holdout side .* both classes"):
         spec.validate_frame(frame.assign(churned_90d=np.where(holdout, 0, frame["churned_90d"])))
 
 
